@@ -1,0 +1,58 @@
+# Rekindle: `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+SYSTEM_DEPS := $(VENV)/.system-deps
+
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator clean
+
+## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
+dev: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade 'pip>=24'
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+## system-deps: Debian packages the tests need (prometheus, promtool), when root on Debian
+system-deps: $(SYSTEM_DEPS)
+
+$(SYSTEM_DEPS): scripts/install-system-deps.sh | $(INSTALLED)
+	bash scripts/install-system-deps.sh
+	touch $@
+
+## lint: ruff, mypy, import contracts, hadolint
+lint: dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/hadolint_all.py
+
+## test: lint, then every test (slow end-to-end ones included)
+test: dev system-deps lint
+	$(BIN)/python -m pytest
+
+## test-fast: the tests not marked slow
+test-fast: dev system-deps
+	$(BIN)/python -m pytest -m 'not slow'
+
+## demo: run examples/digits.yaml locally with injected faults, then print a summary
+demo: dev
+	$(BIN)/rekindle run examples/digits.yaml --workdir .rekindle/demo --fresh \
+		--inject sigkill@epoch=3 --inject sigterm@epoch=6
+
+## bench: every benchmark; each writes bench/results/<name>.json and prints a table
+bench: bench-trainer bench-operator
+
+bench-trainer: dev
+	$(BIN)/python -m bench.trainer
+
+bench-operator: dev
+	$(BIN)/python -m bench.operator
+
+clean:
+	rm -rf $(VENV) .rekindle .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Rekindle's trainer: Keras training that checkpoints, resumes exactly and stops early."""
