@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import kubernetes_validate
 import pytest
 
 from rekindle_operator import pods
@@ -38,6 +39,7 @@ def build(attempt: int = 3, **overrides: Any) -> dict[str, Any]:
 
 def container(pod: dict[str, Any]) -> dict[str, Any]:
     [only] = pod["spec"]["containers"]
+    assert isinstance(only, dict)
     return only
 
 
@@ -290,7 +292,6 @@ def test_builder_is_pure() -> None:
 
 
 def test_pod_passes_the_kubernetes_schema() -> None:
-    import kubernetes_validate
     pod = build(
         resources={"gpus": 1, "requests": {"cpu": "2"}},
         template={

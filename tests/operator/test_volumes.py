@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
+import kubernetes_validate
 
 from rekindle_operator import volumes
 from rekindle_operator.spec import TrainingJobSpec, parse_spec
@@ -89,6 +89,5 @@ def test_created_claim_is_what_the_pod_mounts() -> None:
 
 
 def test_claim_passes_the_kubernetes_schema() -> None:
-    import kubernetes_validate
     claim = volumes.build_claim(JOB, spec(size="1Gi", storageClassName="standard"))
     kubernetes_validate.validate(claim, "1.31.0", strict=True)
