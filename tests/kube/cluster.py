@@ -1,0 +1,349 @@
+"""An emulated cluster on its own thread: the API server, a kubeconfig, and a handle for tests.
+
+:class:`Cluster` runs :class:`~tests.kube.emulator.ClusterEmulator` behind
+``kmock.Server`` on 127.0.0.1 in a background thread with its own event loop,
+so that synchronous tests, asynchronous tests and subprocesses (``kopf run``,
+``kubectl``-like clients) all reach it the same way, and nothing a test does
+on its own loop can stall the API. Its methods read and write objects
+directly (no HTTP), with the same rules and watch events as API requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import kmock
+import yaml
+
+from tests.kube import patches
+from tests.kube.emulator import ClusterEmulator
+from tests.kube.kubelet import ProcessKubelet
+from tests.kube.store import NAMESPACES, DeleteOptions, Store
+
+T = TypeVar("T")
+ResourceRef = str | kmock.resource
+
+
+def resolve(resources: kmock.ResourcesArray, ref: ResourceRef) -> kmock.resource:
+    """A declared resource from ``pods``, ``tj``, ``TrainingJob``, ``v1/pods`` or a resource.
+
+    Raises:
+        KeyError: no declared resource has that name; the message lists how to name one.
+    """
+    if isinstance(ref, kmock.resource) and ref.group is not None and ref.version is not None:
+        return ref
+    text = ref if isinstance(ref, str) else str(ref.plural)
+    if "/" in text:
+        wanted = kmock.resource(text)
+        for resource in resources:
+            if wanted.check(resource):
+                return resource
+    candidates = []
+    for resource in resources:
+        info = resources[resource]
+        names = {resource.plural, info.singular, (info.kind or "").lower(), *info.shortnames}
+        if text.lower() in names:
+            candidates.append(resource)
+    if candidates:
+        # Prefer the core group, then the shortest group (as kubectl prefers v1 pods to metrics).
+        return sorted(candidates, key=lambda r: (r.group != "", len(r.group or "")))[0]
+    raise KeyError(
+        f"no resource named {text!r} is declared in the emulator; use a plural ('pods'), "
+        "a short name ('tj'), a kind ('TrainingJob') or 'group/version/plural'"
+    )
+
+
+def resource_of(resources: kmock.ResourcesArray, obj: Mapping[str, Any]) -> kmock.resource:
+    """The resource of a manifest, from its ``apiVersion`` and ``kind``."""
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    if not api_version or not kind:
+        raise ValueError("the manifest needs apiVersion and kind (e.g. v1 and Pod)")
+    group, _, version = api_version.rpartition("/")
+    for resource in resources:
+        info = resources[resource]
+        if (resource.group, resource.version, info.kind) == (group, version, kind):
+            return resource
+    raise KeyError(f"no resource of kind {kind!r} in {api_version!r} is declared in the emulator")
+
+
+def kubeconfig_text(server_url: str, namespace: str = "default") -> str:
+    """A kubeconfig whose only context points at ``server_url`` (plain HTTP, a dummy token)."""
+    return yaml.safe_dump(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "emulated", "cluster": {"server": server_url}}],
+            "users": [{"name": "tester", "user": {"token": "emulated-cluster-token"}}],
+            "contexts": [
+                {
+                    "name": "emulated",
+                    "context": {"cluster": "emulated", "user": "tester", "namespace": namespace},
+                },
+            ],
+            "current-context": "emulated",
+        }
+    )
+
+
+class Cluster:
+    """The emulated API server (and optionally more, see ``on_start``) on a background loop."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.kubeconfig = workdir / "kubeconfig"
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._emulator: ClusterEmulator | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._failure: BaseException | None = None
+        self.kubelet: ProcessKubelet | None = None
+
+    # --- life cycle -------------------------------------------------------------
+
+    def start(self, timeout: float = 30) -> Cluster:
+        """Start the server thread and write the kubeconfig; returns self."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._thread = threading.Thread(target=self._run, name="emulated-cluster", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError(f"the emulated API server did not start within {timeout}s")
+        if self._failure is not None:
+            raise RuntimeError("the emulated API server failed to start") from self._failure
+        self.kubeconfig.write_text(kubeconfig_text(self.url))
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # reported to start() or logged by stop()
+            self._failure = exc
+            self._ready.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._emulator = ClusterEmulator()
+        async with self._emulator, kmock.Server(self._emulator, host="127.0.0.1") as server:
+            self.url = str(server.url).rstrip("/")
+            self._ready.set()
+            await self._stopping.wait()
+
+    def start_kubelet(self, root: Path, **options: Any) -> ProcessKubelet:
+        """Start a :class:`ProcessKubelet` on the server's loop (options as its constructor's)."""
+        kubelet = ProcessKubelet(self.url, root, **options)
+        self.run(kubelet.start())
+        self.kubelet = kubelet
+        return kubelet
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop the kubelet (its processes are killed), then the server, and join its thread."""
+        if self.kubelet is not None and self._loop is not None and self._loop.is_running():
+            self.run(self.kubelet.stop(), timeout)
+            self.kubelet = None
+        if self._loop is not None and self._stopping is not None and self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                raise TimeoutError(f"the emulated API server did not stop within {timeout}s")
+
+    def __enter__(self) -> Cluster:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    # --- running things on the server's loop --------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop that serves the API (for tasks that must live beside it)."""
+        if self._loop is None:
+            raise RuntimeError("the cluster is not started: call start() first")
+        return self._loop
+
+    @property
+    def emulator(self) -> ClusterEmulator:
+        """The kmock emulator (its ``objects`` keep each object's history for assertions)."""
+        if self._emulator is None:
+            raise RuntimeError("the cluster is not started: call start() first")
+        return self._emulator
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 60) -> T:
+        """Run a coroutine on the server's loop and wait for its result."""
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise
+
+    def call(self, fn: Callable[[Store], T]) -> T:
+        """Run ``fn(store)`` on the server's loop (the store is not thread-safe)."""
+
+        async def wrapper() -> T:
+            return fn(self.emulator.store)
+
+        return self.run(wrapper())
+
+    # --- objects ----------------------------------------------------------------------
+
+    def resource(self, ref: ResourceRef) -> kmock.resource:
+        """Resolve ``pods``, ``tj``, ``v1/pods``… to a declared resource."""
+        return resolve(self.emulator.resources, ref)
+
+    def create(self, obj: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
+        """Create a manifest (``apiVersion`` and ``kind`` pick the resource); 409 if it exists."""
+        resource = resource_of(self.emulator.resources, obj)
+        created = self.call(lambda s: s.create(resource, namespace, obj))
+        if resource.plural == "customresourcedefinitions":
+            from tests.kube import resources as declared
+
+            declared.declare_crd(self.emulator.resources, created)
+        return created
+
+    def ensure_namespace(self, name: str) -> None:
+        """Create namespace ``name`` unless it exists."""
+
+        def create(store: Store) -> None:
+            names = {o["metadata"]["name"] for o in store.select(NAMESPACES)}
+            if name not in names:
+                store.create(NAMESPACES, None, {"metadata": {"name": name}})
+
+        self.call(create)
+
+    def get(self, ref: ResourceRef, namespace: str | None, name: str) -> dict[str, Any]:
+        """The object, or :class:`~tests.kube.store.ApiError` 404."""
+        resource = self.resource(ref)
+        return self.call(lambda s: s.find(resource, namespace, name))
+
+    def find(self, ref: ResourceRef, namespace: str | None, name: str) -> dict[str, Any] | None:
+        """The object, or None if it does not exist."""
+        resource = self.resource(ref)
+
+        def lookup(store: Store) -> dict[str, Any] | None:
+            found = store.select(resource, namespace)
+            return next((o for o in found if o["metadata"]["name"] == name), None)
+
+        return self.call(lookup)
+
+    def list(
+        self, ref: ResourceRef, namespace: str | None = None, label_selector: str = ""
+    ) -> list[dict[str, Any]]:
+        """Objects of a resource (in ``namespace`` if given), optionally by label selector."""
+        from tests.kube import selectors
+
+        resource = self.resource(ref)
+        labels = selectors.parse_label_selector(label_selector)
+        return self.call(lambda s: s.select(resource, namespace, labels))
+
+    def patch(
+        self,
+        ref: ResourceRef,
+        namespace: str | None,
+        name: str,
+        patch: Any,
+        *,
+        subresource: str | None = None,
+        content_type: str = patches.MERGE,
+    ) -> dict[str, Any]:
+        """Patch an object (merge patch unless told otherwise), or its ``status``."""
+        resource = self.resource(ref)
+        return self.call(
+            lambda s: s.patch(resource, namespace, name, content_type, patch, subresource)
+        )
+
+    def delete(
+        self,
+        ref: ResourceRef,
+        namespace: str | None,
+        name: str,
+        *,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
+    ) -> dict[str, Any]:
+        """Delete as ``kubectl delete`` does (graceful for pods on a node; background GC)."""
+        resource = self.resource(ref)
+        options = DeleteOptions(grace_period_seconds, propagation_policy)
+        return self.call(lambda s: s.delete(resource, namespace, name, options))
+
+    def events_for(self, obj: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
+        """Core Events about ``obj`` (by uid), oldest first, as ``kubectl describe`` lists them."""
+        uid = obj["metadata"]["uid"]
+        namespace = obj["metadata"].get("namespace")
+        events = self.list("v1/events", namespace)
+        return [e for e in events if (e.get("involvedObject") or {}).get("uid") == uid]
+
+    # --- waiting ----------------------------------------------------------------------
+
+    def wait_for(
+        self,
+        ref: ResourceRef,
+        namespace: str | None,
+        name: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 30,
+        what: str = "the condition",
+        interval: float = 0.05,
+    ) -> dict[str, Any]:
+        """Poll until the object exists and ``predicate(obj)``; returns it.
+
+        Raises:
+            TimeoutError: naming ``what`` and the object's last state.
+        """
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | None = None
+        while True:
+            last = self.find(ref, namespace, name)
+            if last is not None and predicate(last):
+                return last
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{ref} {namespace}/{name}: {what} not met within {timeout}s; "
+                    f"last state: {last!r}"
+                )
+            time.sleep(interval)
+
+    def wait_gone(
+        self, ref: ResourceRef, namespace: str | None, name: str, *, timeout: float = 30
+    ) -> None:
+        """Poll until the object no longer exists."""
+        deadline = time.monotonic() + timeout
+        while self.find(ref, namespace, name) is not None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{ref} {namespace}/{name} still exists after {timeout}s")
+            time.sleep(0.05)
+
+    async def await_for(
+        self,
+        ref: ResourceRef,
+        namespace: str | None,
+        name: str,
+        predicate: Callable[[dict[str, Any]], bool],
+        *,
+        timeout: float = 30,
+        what: str = "the condition",
+    ) -> dict[str, Any]:
+        """:meth:`wait_for` for asynchronous tests (polls without blocking their loop)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            last = await loop.run_in_executor(None, self.find, ref, namespace, name)
+            if last is not None and predicate(last):
+                return last
+            if loop.time() > deadline:
+                raise TimeoutError(
+                    f"{ref} {namespace}/{name}: {what} not met within {timeout}s; "
+                    f"last state: {last!r}"
+                )
+            await asyncio.sleep(0.05)

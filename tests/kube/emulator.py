@@ -1,0 +1,307 @@
+"""The Kubernetes API over HTTP: kmock's emulator with a cluster's semantics behind it.
+
+:class:`ClusterEmulator` keeps kmock's discovery (``/api``, ``/apis``,
+``APIResourceList`` with verbs and subresources), its error rendering, its
+request log and its DSL (a test can still inject ``emulator['patch', …] << 500``)
+and its ``objects`` array with each object's history; it replaces what kmock
+0.8 does to objects with :class:`~tests.kube.store.Store` (resource versions,
+generation, status subresource, finalizers, garbage collection…), reads URLs
+with :func:`~tests.kube.paths.parse_path` (Namespace objects included), and
+serves list and watch with ``resourceVersion``, label and field selectors, and
+``timeoutSeconds``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp.web
+import attrs
+import kmock
+from kmock._internal import apps, rendering
+
+from tests.kube import paths, resources, selectors
+from tests.kube.store import (
+    NAMESPACES,
+    PODS,
+    ApiError,
+    DeleteOptions,
+    Store,
+    WatchEvent,
+)
+
+CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+def view_event(
+    event: WatchEvent,
+    namespace: str | None,
+    labels: Sequence[selectors.Requirement],
+    fields: Sequence[selectors.Requirement],
+) -> dict[str, Any] | None:
+    """How a filtered watch sees ``event``: entering the selection is ADDED, leaving DELETED."""
+    obj_ns = event.object.get("metadata", {}).get("namespace")
+    if namespace is not None and obj_ns != namespace:
+        return None
+    new_ok = selectors.matches(event.object, labels, fields)
+    old_ok = event.old is not None and selectors.matches(event.old, labels, fields)
+    if event.type == "ADDED":
+        kind = "ADDED" if new_ok else None
+    elif event.type == "DELETED":
+        kind = "DELETED" if new_ok or old_ok else None
+    elif new_ok and old_ok:
+        kind = "MODIFIED"
+    elif new_ok:
+        kind = "ADDED"
+    elif old_ok:
+        kind = "DELETED"
+    else:
+        kind = None
+    return None if kind is None else {"type": kind, "object": event.object}
+
+
+def _selectors(
+    request: rendering.Request,
+) -> tuple[tuple[selectors.Requirement, ...], tuple[selectors.Requirement, ...]]:
+    try:
+        labels = selectors.parse_label_selector(request.params.get("labelSelector", ""))
+        fields = selectors.parse_field_selector(request.params.get("fieldSelector", ""))
+    except selectors.SelectorError as exc:
+        raise ApiError(400, "BadRequest", str(exc)) from None
+    if request.name is not None:
+        fields += (selectors.Requirement("metadata.name", "=", (request.name,)),)
+    return labels, fields
+
+
+@attrs.define(kw_only=True)
+class ClusterEmulator(kmock.KubernetesEmulator):
+    """kmock's emulator serving a :class:`Store`: a cluster's API as kopf and kubectl see it."""
+
+    _store: Store | None = attrs.field(default=None, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        resources.declare_defaults(self.resources)
+        self._store = Store(self.resources, self.objects)
+        for namespace in ("default", "kube-system"):
+            self.store.create(NAMESPACES, None, {"metadata": {"name": namespace}})
+
+    @property
+    def store(self) -> Store:
+        """The objects and their watch log (call only from the server's event loop)."""
+        assert self._store is not None
+        return self._store
+
+    # --- request parsing (kmock 0.8 fails on /api/v1/namespaces) ---------------
+
+    @staticmethod
+    async def _parse(raw: aiohttp.web.BaseRequest, number: int) -> rendering.Request:
+        body = await raw.read()
+        text = body.decode("utf-8", errors="replace")
+        try:
+            data = json.loads(text) if text.strip() else None
+        except ValueError:
+            raise ApiError(400, "BadRequest", "the request body is not valid JSON") from None
+        api = paths.parse_path(raw.path)
+        method = raw.method.upper()
+        query = dict(raw.query)
+        action: kmock.action | None = None
+        if api.group is not None and not api.is_discovery:
+            if method == "GET":
+                watching = query.get("watch") in ("true", "1")
+                action = (
+                    kmock.action.WATCH
+                    if watching
+                    else (kmock.action.FETCH if api.name else kmock.action.LIST)
+                )
+            elif method == "POST":
+                action = kmock.action.CREATE
+            elif method in ("PATCH", "PUT"):
+                action = kmock.action.UPDATE
+            elif method == "DELETE":
+                action = kmock.action.DELETE
+        resource = (
+            None
+            if api.group is None
+            else kmock.resource(group=api.group, version=api.version, plural=api.plural)
+        )
+        return rendering.Request(
+            id=number,
+            raw_request=raw,
+            url=raw.url,
+            method=method,
+            params=query,
+            headers=dict(raw.headers),
+            cookies=dict(raw.cookies),
+            data=data,
+            body=body,
+            text=text,
+            action=action,
+            resource=resource,
+            namespace=api.namespace,
+            name=api.name,
+            subresource=api.subresource,
+        )
+
+    async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """Serve one HTTP request: API errors become ``kind: Status`` answers."""
+        raw_response: aiohttp.web.StreamResponse | None = None
+        try:
+            request = await self._parse(raw_request, len(self._requests))
+            self._requests.append(request)
+            try:
+                return await self._handle(request)
+            except rendering.StreamingError as exc:
+                raw_response = exc.args[0]
+                if exc.__cause__ is None:
+                    raise
+                raise exc.__cause__ from None
+        except ApiError as exc:
+            if raw_response is not None and raw_response.prepared:
+                line = json.dumps({"type": "ERROR", "object": exc.as_status()}) + "\n"
+                await raw_response.write(line.encode())
+                await raw_response.write_eof()
+                return raw_response
+            return aiohttp.web.json_response(exc.as_status(), status=exc.status)
+        except Exception as exc:
+            if self._errors:
+                self._errors[-1].append(exc)
+            if raw_response is not None and raw_response.prepared:
+                await self._stream_error(exc, raw_response)
+                await raw_response.write_eof()
+                return raw_response
+            return await self._render_error(exc)
+
+    async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
+        # kmock's own _handle writes objects before dispatching; the store does it here instead,
+        # in the fallback reactions, so a test's reaction that answers first changes nothing.
+        return await apps.RawHandler._handle(self, request)
+
+    # --- the fallback reactions: what a cluster answers -------------------------
+
+    def _resource(self, request: rendering.Request) -> kmock.resource:
+        assert request.resource is not None
+        self.store.info(request.resource)
+        return request.resource
+
+    async def _serve_list(self, request: rendering.Request) -> rendering.Payload:
+        resource = self._resource(request)
+        labels, fields = _selectors(request)
+        return self.store.list_body(resource, request.namespace, labels, fields)
+
+    async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
+        resource = self._resource(request)
+        assert request.name is not None
+        if request.subresource not in (None, "status"):
+            raise ApiError(404, "NotFound", f"subresource {request.subresource!r} is not emulated")
+        return self.store.find(resource, request.namespace, request.name)
+
+    async def _serve_create(self, request: rendering.Request) -> rendering.Payload:
+        resource = self._resource(request)
+        if request.name is None:
+            created = self.store.create(resource, request.namespace, request.data)
+            if resource == CRDS:
+                resources.declare_crd(self.resources, created)
+            return created
+        if resource == PODS and request.subresource == "binding":
+            return self.store.bind_pod(str(request.namespace), request.name, request.data)
+        if resource == PODS and request.subresource == "eviction":
+            return self.store.evict_pod(str(request.namespace), request.name, request.data)
+        raise ApiError(405, "MethodNotAllowed", f"POST is not supported on {request.url.path}")
+
+    async def _serve_update(self, request: rendering.Request) -> rendering.Payload:
+        resource = self._resource(request)
+        if request.name is None:
+            raise ApiError(405, "MethodNotAllowed", "PATCH and PUT need an object name")
+        if request.method == "PUT":
+            return self.store.replace(
+                resource, request.namespace, request.name, request.data, request.subresource
+            )
+        content_type = request.headers.get("Content-Type", "application/merge-patch+json")
+        return self.store.patch(
+            resource,
+            request.namespace,
+            request.name,
+            content_type,
+            request.data,
+            request.subresource,
+        )
+
+    async def _serve_delete(self, request: rendering.Request) -> rendering.Payload:
+        resource = self._resource(request)
+        options = DeleteOptions.parse(request.data, request.params)
+        if request.name is not None:
+            return self.store.delete(resource, request.namespace, request.name, options)
+        labels, fields = _selectors(request)  # deletecollection
+        for obj in self.store.select(resource, request.namespace, labels, fields):
+            meta = obj["metadata"]
+            with contextlib.suppress(ApiError):
+                self.store.delete(resource, meta.get("namespace"), meta["name"], options)
+        return {"apiVersion": "v1", "kind": "Status", "status": "Success", "metadata": {}}
+
+    def _serve_watch(self, request: rendering.Request) -> AsyncIterator[rendering.Payload]:
+        resource = self._resource(request)
+        labels, fields = _selectors(request)
+        since = request.params.get("resourceVersion") or "0"
+        if not since.isdigit():
+            raise ApiError(400, "BadRequest", f"resourceVersion: invalid value {since!r}")
+        timeout_text = request.params.get("timeoutSeconds")
+        timeout = float(timeout_text) if timeout_text else None
+        return self._stream(resource, request.namespace, labels, fields, int(since), timeout)
+
+    async def _stream(
+        self,
+        resource: kmock.resource,
+        namespace: str | None,
+        labels: Sequence[selectors.Requirement],
+        fields: Sequence[selectors.Requirement],
+        since: int,
+        timeout: float | None,
+    ) -> AsyncIterator[rendering.Payload]:
+        # The snapshot and the subscription happen with no await between them: nothing is lost.
+        queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        if since == 0:  # "any version": the current objects as ADDED, then the changes
+            backlog = [
+                {"type": "ADDED", "object": obj}
+                for obj in self.store.select(resource, namespace, labels, fields)
+            ]
+        else:
+            backlog = [
+                view
+                for event in self.store.events_since(since, resource)
+                if (view := view_event(event, namespace, labels, fields)) is not None
+            ]
+        listener: Callable[[WatchEvent], None] = queue.put_nowait
+        self.store.listeners.append(listener)
+        try:
+            yield b""  # send the headers now: a quiet watch is still an open watch
+            for item in backlog:
+                yield item
+            loop = asyncio.get_running_loop()
+            deadline = None if timeout is None else loop.time() + timeout
+            while True:
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    return  # timeoutSeconds: the server ends the watch; the client resumes
+                try:
+                    event = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    return
+                if event.resource != resource:
+                    continue
+                view = view_event(event, namespace, labels, fields)
+                if view is not None:
+                    yield view
+        finally:
+            self.store.listeners.remove(listener)
+
+
+def object_summary(obj: Mapping[str, Any]) -> str:
+    """``kind namespace/name`` of an object, for messages."""
+    meta = obj.get("metadata", {})
+    where = f"{meta.get('namespace')}/" if meta.get("namespace") else ""
+    return f"{obj.get('kind', '?')} {where}{meta.get('name', '?')}"

@@ -1,0 +1,61 @@
+"""pytest fixtures for an emulated cluster: import them into a suite's conftest.
+
+``from tests.kube.fixtures import kube_api, kubelet, kopf_runner  # noqa: F401``
+
+* ``kube_api``: a started :class:`~tests.kube.cluster.Cluster` (``.url``,
+  ``.kubeconfig``, direct ``create/get/find/list/patch/delete/wait_for``),
+  namespaces ``default`` and ``kube-system``, a fresh one per test.
+* ``kubelet``: a :class:`~tests.kube.kubelet.ProcessKubelet` running the pods
+  of ``kube_api`` under ``tmp_path/node`` (faults: ``kill``, ``oom_kill``,
+  ``evict``, ``lose_node``; ``unpullable``; ``volume_path``).
+* ``kopf_runner``: a function ``(args, env=None) -> KopfProcess`` that starts
+  ``kopf run ARGS`` against ``kube_api`` (stopped at teardown; its log is
+  printed when the test fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+from tests.kube.cluster import Cluster
+from tests.kube.kopf_process import KopfProcess
+from tests.kube.kubelet import ProcessKubelet
+
+KopfRunner = Callable[..., KopfProcess]
+
+
+@pytest.fixture
+def kube_api(tmp_path: Path) -> Iterator[Cluster]:
+    """A fresh emulated API server for this test."""
+    cluster = Cluster(tmp_path / "cluster").start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def kubelet(kube_api: Cluster, tmp_path: Path) -> ProcessKubelet:
+    """A process kubelet on ``kube_api`` (stopped, with its processes, when the cluster stops)."""
+    return kube_api.start_kubelet(tmp_path / "node")
+
+
+@pytest.fixture
+def kopf_runner(kube_api: Cluster, tmp_path: Path) -> Iterator[KopfRunner]:
+    """Start ``kopf run`` processes against ``kube_api``; all are stopped at teardown."""
+    started: list[KopfProcess] = []
+
+    def run(args: Sequence[str], env: Mapping[str, str] | None = None) -> KopfProcess:
+        log = tmp_path / f"kopf-{len(started)}.log"
+        process = KopfProcess(args, kubeconfig=kube_api.kubeconfig, log=log, env=env)
+        started.append(process)
+        return process.start()
+
+    yield run
+    for process in started:
+        process.stop()
+        # Captured output: pytest shows it only when the test fails.
+        print(f"--- {process.log} ---\n{process.log_text()[-20000:]}")
