@@ -22,7 +22,10 @@ SUBCOMMANDS: dict[str, Subcommand] = {}
 
 #: Modules that register a subcommand in :data:`SUBCOMMANDS` when imported.
 #: Their heavy imports (kopf, TensorFlow) stay inside their ``run`` functions.
-_SUBCOMMAND_MODULES: tuple[str, ...] = ()
+_SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "rekindle_operator.operator_command",
+    "rekindle_operator.run_command",
+)
 
 
 def _load_subcommands() -> None:

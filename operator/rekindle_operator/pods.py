@@ -70,12 +70,12 @@ def pod_labels(job_name: str, attempt: int, spec: TrainingJobSpec) -> dict[str, 
 def _command(spec: TrainingJobSpec) -> dict[str, Any]:
     """``command``/``args`` of the container: the user's own, or the trainer's runner."""
     if spec.command:
-        return {"command": list(spec.command), "args": list(spec.args)}
+        return {"command": list(spec.command), "args": list(spec.args or ())}
     if spec.entrypoint is None:
         raise PodSpecError(
             "spec: set either spec.entrypoint (module:function) or spec.command; neither is set"
         )
-    return {"command": list(TRAINER_COMMAND), "args": list(spec.args)}
+    return {"command": list(TRAINER_COMMAND), "args": list(spec.args or ())}
 
 
 def _resources(spec: TrainingJobSpec) -> dict[str, Any]:
