@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import concurrent.futures
+import copy
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -275,6 +276,21 @@ class Cluster:
         resource = self.resource(ref)
         options = DeleteOptions(grace_period_seconds, propagation_policy)
         return self.call(lambda s: s.delete(resource, namespace, name, options))
+
+    def history(
+        self, ref: ResourceRef, namespace: str | None, name: str
+    ) -> builtins.list[dict[str, Any]]:
+        """Every state the object went through, oldest first (across deletion and re-creation)."""
+        resource = self.resource(ref)
+        key_ns = namespace if self.emulator.resources[resource].namespaced else None
+
+        def states(store: Store) -> builtins.list[dict[str, Any]]:
+            if (resource, key_ns, name) not in store.objects:
+                return []
+            versions = store.objects[resource, key_ns, name].history
+            return [copy.deepcopy(v.raw) for v in versions if v is not None]
+
+        return self.call(states)
 
     def events_for(self, obj: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
         """Core Events about ``obj`` (by uid), oldest first, as ``kubectl describe`` lists them."""

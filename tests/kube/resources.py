@@ -10,6 +10,8 @@ through the API (e.g. the chart's ``crds/``) declares its resource the same way.
 
 from __future__ import annotations
 
+import gzip
+import importlib.resources
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,7 +30,9 @@ CLUSTER_KOPF_PEERINGS = kmock.resource("kopf.dev", "v1", "clusterkopfpeerings")
 
 def declare_defaults(resources: kmock.ResourcesArray) -> None:
     """Declare the built-in kinds, ``trainingjobs`` (short name ``tj``) and kopf's peerings."""
-    resources.load_bundled()
+    # kmock's own load_bundled() calls the deprecated importlib.resources.read_binary().
+    bundled = importlib.resources.files("kmock._internal").joinpath("resources.json.gz")
+    resources.load_data(gzip.decompress(bundled.read_bytes()))
     resources[TRAINING_JOBS] = kmock.ResourceInfo(
         kind="TrainingJob",
         singular="trainingjob",

@@ -307,10 +307,11 @@ class Store:
             self.objects[key] = obj
         self._emit(WatchEvent(self.revision, resource, "ADDED", copy.deepcopy(obj)))
 
+        created = copy.deepcopy(obj)  # the answer shows the object as created, before controllers
         if resource == PVCS and self.bind_claims:
             self._bind_claim(key)
         self._collect_dangling(key)
-        return self.find(resource, namespace, name)
+        return created
 
     @staticmethod
     def _default_pod(pod: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ BASE: dict[str, Any] = {
 def test_merge_patch(patch: dict[str, Any], expected_metadata: dict[str, Any]) -> None:
     before = copy.deepcopy(BASE)
     result = patches.merge_patch(BASE, patch)
-    assert BASE == before
+    assert before == BASE
     assert result["metadata"] == expected_metadata
     assert result["spec"] == BASE["spec"]
 

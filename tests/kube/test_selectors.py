@@ -67,5 +67,5 @@ def test_malformed_label_selector_names_the_term(bad: str) -> None:
 
 
 def test_malformed_field_selector_names_the_term() -> None:
-    with pytest.raises(selectors.SelectorError, match="fieldSelector: .*'metadata.name'"):
+    with pytest.raises(selectors.SelectorError, match=r"fieldSelector: .*'metadata\.name'"):
         selectors.parse_field_selector("metadata.name")
