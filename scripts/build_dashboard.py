@@ -1,0 +1,461 @@
+"""Build the chart's Grafana dashboard with grafana-foundation-sdk.
+
+The dashboard is code so that its queries can be reviewed and tested; the
+chart ships the generated JSON (``charts/rekindle/files/dashboards/rekindle.json``)
+because Helm cannot run Python. ``tests/chart/test_dashboard.py`` fails when
+the committed JSON differs from what this script builds.
+
+Usage::
+
+    python scripts/build_dashboard.py          # rewrite the JSON
+    python scripts/build_dashboard.py --check  # exit 1 if it is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Final
+
+from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.dashboard import (
+    DashboardCursorSync,
+    DataSourceRef,
+    VariableRefresh,
+    VariableSort,
+)
+
+OUTPUT: Final = (
+    Path(__file__).resolve().parents[1]
+    / "charts"
+    / "rekindle"
+    / "files"
+    / "dashboards"
+    / "rekindle.json"
+)
+UID: Final = "rekindle-training"
+DATASOURCE: Final = DataSourceRef(type_val="prometheus", uid="${datasource}")
+
+#: Selects the chosen job's trainer series (labels set by the chart's PodMonitor).
+JOB: Final = 'namespace="$namespace", rekindle_job="$job"'
+#: Selects the operator's series about the chosen namespace.
+NAMESPACE: Final = 'namespace="$namespace"'
+#: Trainer series are grouped by these so that a panel shows one job even
+#: when two attempts overlap for a scrape or two.
+BY_JOB: Final = "namespace, rekindle_job"
+
+
+def _query(expr: str, legend: str, ref: str = "A") -> prometheus.Dataquery:
+    """A range query with a legend."""
+    return (
+        prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DATASOURCE)
+    )
+
+
+def _stat(title: str, description: str, expr: str, legend: str, unit: str = "none") -> stat.Panel:
+    """A single-value panel."""
+    return (
+        stat.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .with_target(_query(expr, legend))
+        .unit(unit)
+        .height(4)
+        .span(4)
+    )
+
+
+def _series(
+    title: str,
+    description: str,
+    queries: list[tuple[str, str]],
+    unit: str = "short",
+    span: int = 12,
+) -> timeseries.Panel:
+    """A time-series panel with one or more (expr, legend) queries."""
+    panel = (
+        timeseries.Panel()
+        .title(title)
+        .description(description)
+        .datasource(DATASOURCE)
+        .unit(unit)
+        .height(8)
+        .span(span)
+    )
+    for index, (expr, legend) in enumerate(queries):
+        panel = panel.with_target(_query(expr, legend, ref=chr(ord("A") + index)))
+    return panel
+
+
+def _quantiles(histogram: str, selector: str, by: str) -> list[tuple[str, str]]:
+    """p50 and p95 of a histogram's rate, keeping the ``by`` labels."""
+    grouping = f"{by}, le" if by else "le"
+    series = f"{histogram}_bucket{{{selector}}}" if selector else f"{histogram}_bucket"
+    rate = f"sum by ({grouping}) (rate({series}[$__rate_interval]))"
+    suffix = " " + " ".join("{{" + label.strip() + "}}" for label in by.split(",")) if by else ""
+    return [
+        (f"histogram_quantile(0.5, {rate})", f"p50{suffix}"),
+        (f"histogram_quantile(0.95, {rate})", f"p95{suffix}"),
+    ]
+
+
+def _annotations() -> list[dashboard.AnnotationQuery]:
+    """Checkpoint saves and early stops as markers on every panel."""
+    return [
+        dashboard.AnnotationQuery()
+        .name("Checkpoint saved")
+        .datasource(DATASOURCE)
+        .enable(True)
+        .icon_color("blue")
+        .expr(
+            f"changes(rekindle_trainer_last_checkpoint_timestamp_seconds{{{JOB}}}[$__interval]) > 0"
+        ),
+        dashboard.AnnotationQuery()
+        .name("Early stop")
+        .datasource(DATASOURCE)
+        .enable(True)
+        .icon_color("green")
+        .expr(f"changes(rekindle_trainer_early_stop_epoch{{{JOB}}}[$__interval]) > 0"),
+    ]
+
+
+def _variables() -> list[Any]:
+    """Data source, namespace and job pickers."""
+    return [
+        dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        dashboard.QueryVariable("namespace")
+        .label("Namespace")
+        .datasource(DATASOURCE)
+        .query("label_values(rekindle_trainer_epoch, namespace)")
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC),
+        dashboard.QueryVariable("job")
+        .label("TrainingJob")
+        .datasource(DATASOURCE)
+        .query('label_values(rekindle_trainer_epoch{namespace="$namespace"}, rekindle_job)')
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC),
+    ]
+
+
+def build() -> dashboard.Dashboard:
+    """The dashboard: the chosen job's training, checkpoints and restarts, then the operator."""
+    board = (
+        dashboard.Dashboard("Rekindle training")
+        .uid(UID)
+        .description(
+            "A TrainingJob's progress, checkpoints, early stop and restarts; the operator's health."
+        )
+        .tags(["rekindle", "training"])
+        .tooltip(DashboardCursorSync.CROSSHAIR)
+        .refresh("30s")
+        .time("now-6h", "now")
+        .timezone("browser")
+        .editable()
+    )
+    for variable in _variables():
+        board = board.with_variable(variable)
+    for annotation in _annotations():
+        board = board.annotation(annotation)
+
+    board = (
+        board.with_row(dashboard.Row("Job"))
+        .with_panel(
+            _stat(
+                "Epoch",
+                "Epochs fully trained (restored from the checkpoint after a restart).",
+                f"max by ({BY_JOB}) (rekindle_trainer_epoch{{{JOB}}})",
+                "{{rekindle_job}}",
+            )
+        )
+        .with_panel(
+            _stat(
+                "Epoch budget",
+                "The spec's epochs.",
+                f"max by ({BY_JOB}) (rekindle_trainer_epochs_budget{{{JOB}}})",
+                "{{rekindle_job}}",
+            )
+        )
+        .with_panel(
+            _stat(
+                "Attempt",
+                "The running attempt: 1 plus every restart of any cause.",
+                f"max by ({BY_JOB}) (rekindle_trainer_attempt{{{JOB}}})",
+                "{{rekindle_job}}",
+            )
+        )
+        .with_panel(
+            _stat(
+                "Epochs saved by early stopping",
+                "Epoch budget minus the epochs run when early stopping fired.",
+                f"max by ({BY_JOB}) (rekindle_trainer_epochs_saved_by_early_stopping{{{JOB}}})",
+                "{{rekindle_job}}",
+            )
+        )
+        .with_panel(
+            _stat(
+                "Early stop epoch",
+                "The epoch (1-based) at which early stopping fired; 0 while it has not.",
+                f"max by ({BY_JOB}) (rekindle_trainer_early_stop_epoch{{{JOB}}})",
+                "{{rekindle_job}}",
+            )
+        )
+        .with_panel(
+            _stat(
+                "Best monitored metric",
+                "The best value of the metric early stopping monitors.",
+                f"max by ({BY_JOB}, monitor) (rekindle_trainer_best_metric{{{JOB}}})",
+                "{{monitor}}",
+            )
+        )
+    )
+
+    board = (
+        board.with_row(dashboard.Row("Training"))
+        .with_panel(
+            _series(
+                "Loss by epoch",
+                "Training and validation loss at the end of each epoch.",
+                [
+                    (
+                        f"max by ({BY_JOB}, metric) "
+                        f'(rekindle_trainer_metric{{{JOB}, metric=~"loss|val_loss"}})',
+                        "{{metric}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _series(
+                "Validation metrics by epoch",
+                "Every validation metric Keras logs, at the end of each epoch.",
+                [
+                    (
+                        f"max by ({BY_JOB}, metric) "
+                        f'(rekindle_trainer_metric{{{JOB}, metric=~"val_.+"}})',
+                        "{{metric}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _series(
+                "Epoch",
+                "Epochs trained over time; flat is a stall, a drop a resume from an older save.",
+                [(f"max by ({BY_JOB}) (rekindle_trainer_epoch{{{JOB}}})", "epoch")],
+            )
+        )
+        .with_panel(
+            _series(
+                "Steps per second",
+                "Training throughput.",
+                [
+                    (
+                        f"sum by ({BY_JOB}) "
+                        f"(deriv(rekindle_trainer_step{{{JOB}}}[$__rate_interval]))",
+                        "{{rekindle_job}}",
+                    )
+                ],
+            )
+        )
+    )
+
+    board = (
+        board.with_row(dashboard.Row("Checkpoints and restarts"))
+        .with_panel(
+            _series(
+                "Checkpoint save duration",
+                "Seconds from the start of a save to its atomic publish, and how long training "
+                "stalled for it.",
+                [
+                    *_quantiles("rekindle_trainer_checkpoint_save_seconds", JOB, BY_JOB),
+                    (
+                        "histogram_quantile(0.95, sum by "
+                        f"({BY_JOB}, le) "
+                        f"(rate(rekindle_trainer_checkpoint_stall_seconds_bucket{{{JOB}}}"
+                        "[$__rate_interval])))",
+                        "stall p95 {{rekindle_job}}",
+                    ),
+                ],
+                unit="s",
+            )
+        )
+        .with_panel(
+            _series(
+                "Checkpoints saved by trigger",
+                "Checkpoints published per interval: every N epochs, steps or seconds, on SIGTERM, "
+                "at the end.",
+                [
+                    (
+                        f"sum by ({BY_JOB}, trigger) "
+                        f"(increase(rekindle_trainer_checkpoints_saved_total{{{JOB}}}[$__rate_interval]))",
+                        "{{trigger}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _series(
+                "Checkpoint size",
+                "Bytes of the newest checkpoint.",
+                [
+                    (
+                        f"max by ({BY_JOB}) (rekindle_trainer_checkpoint_bytes{{{JOB}}})",
+                        "{{rekindle_job}}",
+                    )
+                ],
+                unit="bytes",
+            )
+        )
+        .with_panel(
+            _series(
+                "Restarts by cause",
+                "Attempts the operator replaced in this namespace, by cause (Preempted, Evicted, "
+                "NodeLost, OOMKilled, Crashed, …).",
+                [
+                    (
+                        "sum by (namespace, cause) "
+                        f"(increase(rekindle_operator_restarts_total{{{NAMESPACE}}}[$__rate_interval]))",
+                        "{{cause}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _series(
+                "Work lost on resume",
+                "Steps each attempt recomputed because the newest checkpoint was older than the "
+                "interruption.",
+                [
+                    (
+                        f"max by ({BY_JOB}, attempt) (rekindle_trainer_lost_steps_total{{{JOB}}})",
+                        "attempt {{attempt}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _series(
+                "Restores and corrupt checkpoints",
+                "Resumes from a checkpoint, and checkpoints skipped as corrupt or half-written, "
+                "per attempt.",
+                [
+                    (
+                        f"max by ({BY_JOB}, attempt) (rekindle_trainer_restores_total{{{JOB}}})",
+                        "restores, attempt {{attempt}}",
+                    ),
+                    (
+                        f"max by ({BY_JOB}, attempt) "
+                        f"(rekindle_trainer_corrupt_checkpoints_total{{{JOB}}})",
+                        "corrupt skipped, attempt {{attempt}}",
+                    ),
+                ],
+            )
+        )
+    )
+
+    return (
+        board.with_row(dashboard.Row("Operator"))
+        .with_panel(
+            _series(
+                "Jobs by phase",
+                "TrainingJobs in this namespace by phase.",
+                [
+                    (
+                        f"max by (namespace, phase) (rekindle_operator_jobs{{{NAMESPACE}}})",
+                        "{{phase}}",
+                    )
+                ],
+            )
+        )
+        .with_panel(
+            _series(
+                "Reaction time",
+                "Seconds from observing an attempt's end to creating its replacement pod.",
+                _quantiles("rekindle_operator_reaction_seconds", "", ""),
+                unit="s",
+            )
+        )
+        .with_panel(
+            _series(
+                "Reconcile duration",
+                "Seconds one reconcile of one TrainingJob took.",
+                _quantiles("rekindle_operator_reconcile_duration_seconds", "", ""),
+                unit="s",
+            )
+        )
+        .with_panel(
+            _series(
+                "Jobs ended",
+                "Jobs that ended Failed (by reason) or Succeeded by early stopping, per interval.",
+                [
+                    (
+                        "sum by (namespace, reason) "
+                        f"(increase(rekindle_operator_failed_jobs_total{{{NAMESPACE}}}[$__rate_interval]))",
+                        "failed: {{reason}}",
+                    ),
+                    (
+                        "sum by (namespace) "
+                        f"(increase(rekindle_operator_early_stops_total{{{NAMESPACE}}}[$__rate_interval]))",
+                        "early stopped",
+                    ),
+                ],
+            )
+        )
+        .with_panel(
+            _series(
+                "Kubernetes API errors",
+                "Failed API calls of the operator, by verb, resource and HTTP code.",
+                [
+                    (
+                        "sum by (verb, resource, code) "
+                        "(rate(rekindle_operator_api_errors_total[$__rate_interval]))",
+                        "{{verb}} {{resource}} {{code}}",
+                    )
+                ],
+                unit="reqps",
+            )
+        )
+    )
+
+
+def render() -> str:
+    """The dashboard as the JSON text the chart ships (stable key order, trailing newline)."""
+    model = build().build()
+    doc: dict[str, Any] = json.loads(json.dumps(model, cls=JSONEncoder))
+    # Grafana wants a unique id per panel; number them in layout order.
+    for number, panel in enumerate(doc["panels"], start=1):
+        panel["id"] = number
+    return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Write the dashboard JSON, or with ``--check`` say whether it is up to date."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--check", action="store_true", help="exit 1 if the committed JSON is stale"
+    )
+    parser.add_argument("--output", type=Path, default=OUTPUT, help="where the JSON goes")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = args.output.read_text() if args.output.exists() else ""
+        if current != text:
+            print(
+                f"{args.output} is out of date: run python scripts/build_dashboard.py",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""The optional NetworkPolicy (templates/networkpolicy.yaml)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.chart import rendering as r
+
+
+def _objs(extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    return r.objects(r.merge({"networkPolicy": {"enabled": True}}, extra or {}))
+
+
+def test_off_by_default() -> None:
+    assert not r.of_kind(r.objects({}), "NetworkPolicy")
+
+
+def test_only_metrics_ingress_and_dns_plus_api_server_egress() -> None:
+    objs = _objs()
+    policy = r.one(objs, "NetworkPolicy")["spec"]
+    deployment = r.one(objs, "Deployment")
+    assert policy["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    (ingress,) = policy["ingress"]
+    assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
+    assert "from" not in ingress  # empty metricsFrom: any scraper
+    egress_ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
+    assert egress_ports == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP")}
+
+
+def test_restricted_scrapers_and_api_server_cidrs() -> None:
+    peer = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    extra = {"networkPolicy": {"metricsFrom": [peer], "apiServerCIDRs": ["10.0.0.1/32"]}}
+    objs = _objs(extra)
+    policy = r.one(objs, "NetworkPolicy")["spec"]
+    peers = policy["ingress"][0]["from"]
+    assert peers[0] == peer
+    # The helm test pod may still reach the metrics port.
+    test_pod = r.one(objs, "Pod")
+    allowed = peers[1]["podSelector"]["matchLabels"]
+    assert all(test_pod["metadata"]["labels"][k] == v for k, v in allowed.items())
+    assert policy["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]
