@@ -1,0 +1,90 @@
+"""The summary ``rekindle run`` prints at the end: what faults cost, what early stopping saved.
+
+Pure: it reads the job's status document (the camelCase ``status`` of
+``docs/resource.md``, as stored in ``job.json``) and what this run counted
+itself, and returns lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class RunStats:
+    """What one ``rekindle run`` invocation saw (the status holds the job's totals)."""
+
+    attempts: int = 0
+    #: Epoch ends reported by the trainer, re-trained epochs included.
+    epochs_trained: int = 0
+    faults: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def summary_lines(epoch_budget: int, status: Mapping[str, Any], stats: RunStats) -> list[str]:
+    """The summary block: one fact per line, aligned."""
+    restarts = status.get("restarts") or {}
+    by_cause: Mapping[str, int] = restarts.get("byCause") or {}
+    total_restarts = int(restarts.get("total") or 0)
+    causes = ", ".join(f"{cause} {count}" for cause, count in sorted(by_cause.items()) if count)
+    epochs_run = int(status.get("currentEpoch") or 0)
+    early_stop = status.get("earlyStopEpoch")
+    best = status.get("bestMetric") or {}
+
+    rows: list[tuple[str, str]] = [
+        ("phase", _phase(status)),
+        ("epochs run", _epochs_run(epochs_run, epoch_budget, stats)),
+        ("restarts", f"{total_restarts}" + (f" ({causes})" if causes else "")),
+        ("steps lost", str(int(status.get("lostSteps") or 0))),
+        ("early stop", f"epoch {early_stop}" if early_stop is not None else "did not fire"),
+        ("best", _best(best)),
+        ("epoch budget", _saved(epoch_budget, epochs_run, early_stop)),
+        ("this run", _this_run(status, stats)),
+    ]
+    if status.get("latestCheckpoint"):
+        rows.append(("checkpoint", str(status["latestCheckpoint"])))
+    width = max(len(label) for label, _ in rows)
+    return ["summary"] + [f"  {label:<{width}}  {value}" for label, value in rows]
+
+
+def _phase(status: Mapping[str, Any]) -> str:
+    phase = str(status.get("phase") or "Unknown")
+    reason = status.get("reason")
+    text = f"{phase} ({reason})" if reason else phase
+    message = status.get("message")
+    return f"{text}: {message}" if message else text
+
+
+def _epochs_run(epochs_run: int, budget: int, stats: RunStats) -> str:
+    text = f"{epochs_run} of {budget}"
+    repeated = stats.epochs_trained - epochs_run
+    if stats.epochs_trained and repeated > 0:
+        text += f" ({stats.epochs_trained} trained in this run, {repeated} again after a resume)"
+    return text
+
+
+def _best(best: Mapping[str, Any]) -> str:
+    value = best.get("value")
+    if value is None:
+        return "none yet"
+    name = best.get("name") or "metric"
+    epoch = best.get("epoch")
+    at = f" at epoch {epoch}" if epoch is not None else ""
+    return f"{name} {float(value):.4g}{at}"
+
+
+def _saved(budget: int, epochs_run: int, early_stop: Any) -> str:
+    if early_stop is None or budget <= 0:
+        return f"{budget} epochs"
+    saved = max(budget - epochs_run, 0)
+    return f"{budget} epochs; early stopping saved {saved} ({100 * saved / budget:.0f}%)"
+
+
+def _this_run(status: Mapping[str, Any], stats: RunStats) -> str:
+    faults = f", injected {', '.join(stats.faults)}" if stats.faults else ""
+    attempt = status.get("attempt")
+    last = f" (last attempt #{attempt})" if attempt else ""
+    attempts = f"{stats.attempts} attempt" + ("" if stats.attempts == 1 else "s")
+    return f"{attempts}{last} in {stats.seconds:.1f} s{faults}"
