@@ -180,7 +180,7 @@ class TrainingJobSpec:
         default=None, metadata=schema("entrypoint", pattern=ENTRYPOINT_PATTERN)
     )
     command: tuple[str, ...] | None = field(default=None, metadata=schema("command"))
-    args: tuple[str, ...] = field(default=(), metadata=schema("args"))
+    args: tuple[str, ...] | None = field(default=None, metadata=schema("args"))
     resources: Resources = field(default_factory=Resources, metadata=schema("resources"))
     training: Training = field(metadata=schema("training", required=True))
     checkpoint: Checkpoint = field(default_factory=Checkpoint, metadata=schema("checkpoint"))
