@@ -212,6 +212,13 @@ class Cluster:
             declared.declare_crd(self.emulator.resources, created)
         return created
 
+    def create_from_file(
+        self, path: Path, namespace: str | None = None
+    ) -> builtins.list[dict[str, Any]]:
+        """Create every document of a YAML file, in order (``kubectl create -f``)."""
+        documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
+        return [self.create(document, namespace) for document in documents]
+
     def ensure_namespace(self, name: str) -> None:
         """Create namespace ``name`` unless it exists."""
 

@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from tests.kube import podspec, podstatus
+from tests.kube.kopf_process import free_port
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ class ProcessInfo:
     cwd: Path
     log: Path
     termination_log: Path
+    #: Host port of each container port (``info.ports[9102]`` to scrape metrics).
+    ports: dict[int, int]
 
 
 def read_message(plan: podspec.LaunchPlan, log: Path, exit_code: int) -> str:
@@ -230,6 +233,7 @@ class _PodWorker:
             objects=objects,
             base_env=self.kubelet.base_env(self.pod_dir),
             images=self.kubelet.images,
+            ports={port: free_port() for port in podspec.container_ports(self.pod)},
         )
         plan.cwd.mkdir(parents=True, exist_ok=True)
         plan.termination_log.parent.mkdir(parents=True, exist_ok=True)
@@ -262,7 +266,9 @@ class _PodWorker:
                 await self.finalize()
                 return
             pid = self.process.pid
-            self.info = ProcessInfo(pid, plan.argv, plan.env, plan.cwd, log, plan.termination_log)
+            self.info = ProcessInfo(
+                pid, plan.argv, plan.env, plan.cwd, log, plan.termination_log, plan.ports
+            )
             await self.report(podstatus.running(self.pod, pid, started, restarts, last_state))
 
             exit_code = await self.wait_exit_or_stop()
@@ -474,7 +480,10 @@ class ProcessKubelet:
             old_status = current.get("status") or {}
             patch = {
                 "metadata": {"resourceVersion": current["metadata"]["resourceVersion"]},
-                "status": {**{k: None for k in old_status if k not in new_status}, **new_status},
+                "status": {
+                    **{k: None for k in old_status if k not in new_status and k != "qosClass"},
+                    **new_status,
+                },
             }
             path = self.pod_path(namespace, name) + "/status"
             result = await self.call(

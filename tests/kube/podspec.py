@@ -56,6 +56,8 @@ class LaunchPlan:
     termination_log: Path
     termination_policy: str
     mounts: tuple[Mount, ...] = field(default=())
+    #: Host port standing in for each container port (pods share the host's network here).
+    ports: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,20 @@ def map_path(value: str, mounts: Sequence[Mount]) -> str:
             host = mount.host_path / tail if tail else mount.host_path
             return f"{prefix}{sep}{host}"
     return value
+
+
+def map_port(value: str, ports: Mapping[int, int]) -> str:
+    """Rewrite a value that is a container port (whole, or after ``=``) to its host port."""
+    prefix, sep, rest = value.rpartition("=")
+    if rest.isdigit() and int(rest) in ports:
+        return f"{prefix}{sep}{ports[int(rest)]}"
+    return value
+
+
+def container_ports(pod: Mapping[str, Any]) -> list[int]:
+    """The first container's declared ``containerPort`` numbers."""
+    ports = first_container(pod).get("ports") or []
+    return [int(p["containerPort"]) for p in ports if "containerPort" in p]
 
 
 def expand(text: str, env: Mapping[str, str]) -> str:
@@ -249,6 +265,7 @@ def plan(
     objects: Mapping[tuple[str, str], dict[str, str]],
     base_env: Mapping[str, str],
     images: Mapping[str, Image],
+    ports: Mapping[int, int] | None = None,
 ) -> LaunchPlan:
     """How to run the pod's first container as a local process.
 
@@ -259,7 +276,11 @@ def plan(
         objects: data of the ConfigMaps and Secrets the pod refers to, by (plural, name).
         base_env: the environment every container starts with (PATH, HOME…).
         images: entrypoints of images whose containers give no ``command``.
+        ports: host port for each container port; env values and arguments that are a
+            container port (e.g. ``REKINDLE_METRICS_PORT=9102``) get the host port, so
+            that pods and parallel test runs do not clash on the host's network.
     """
+    port_map = dict(ports or {})
     container = first_container(pod)
     name = container.get("name") or "main"
     mounts: list[Mount] = []
@@ -282,7 +303,7 @@ def plan(
     mounts.append(Mount(termination_path, termination_log))
 
     env = build_env(pod, container, objects, base_env)
-    env = {key: map_path(value, mounts) for key, value in env.items()}
+    env = {key: map_port(map_path(value, mounts), port_map) for key, value in env.items()}
 
     image = images.get(str(container.get("image", "")), Image())
     command = [str(c) for c in container.get("command") or image.entrypoint]
@@ -295,7 +316,9 @@ def plan(
             f"ENTRYPOINT of image {container.get('image')!r}; give the container a command or "
             "register the image (kubelet.images[IMAGE] = Image(entrypoint=(...)))"
         )
-    argv = tuple(map_path(expand(part, env), mounts) for part in [*command, *args])
+    argv = tuple(
+        map_port(map_path(expand(part, env), mounts), port_map) for part in [*command, *args]
+    )
     working_dir = container.get("workingDir")
     if working_dir and not str(working_dir).startswith("/"):
         raise ContainerConfigError(f"container {name!r}: workingDir must be an absolute path")
@@ -308,4 +331,5 @@ def plan(
         termination_log=termination_log,
         termination_policy=str(container.get("terminationMessagePolicy") or "File"),
         mounts=tuple(mounts),
+        ports=port_map,
     )

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
@@ -272,3 +273,14 @@ def test_kmock_reactions_still_take_precedence(kube_api: Cluster) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         get_json(kube_api, "/api/v1/namespaces/default/pods/flaky")
     assert info.value.code == 503
+
+
+def test_create_from_file(kube_api: Cluster, tmp_path: Path) -> None:
+    manifest = tmp_path / "things.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: one}\n---\n"
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: two}\n"
+    )
+    created = kube_api.create_from_file(manifest, "default")
+    assert [c["metadata"]["name"] for c in created] == ["one", "two"]
+    assert len(kube_api.list("configmaps", "default")) == 2

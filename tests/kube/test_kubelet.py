@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import time
 from typing import Any
@@ -289,3 +290,30 @@ def test_pod_waits_for_its_claim(kube_api: Cluster, kubelet: ProcessKubelet) -> 
     assert scheduled["reason"] == "Unschedulable"
     kube_api.create(claim("later"))
     kube_api.wait_for("pods", NS, "patient", phase_is("Succeeded"))
+
+
+SERVE = """
+import http.server, os
+address = ("127.0.0.1", int(os.environ["PORT"]))
+http.server.HTTPServer(address, http.server.BaseHTTPRequestHandler).serve_forever()
+"""
+
+
+def test_pods_get_their_own_host_ports(kube_api: Cluster, kubelet: ProcessKubelet) -> None:
+    ports = [{"name": "metrics", "containerPort": 9102}]
+    env = [{"name": "PORT", "value": "9102"}]
+    for name in ("one", "two"):
+        kube_api.create(python_pod(name, SERVE, env=env, ports=ports))
+    infos = [kubelet.wait_running(NS, name) for name in ("one", "two")]
+    host_ports = {info.ports[9102] for info in infos}
+    assert len(host_ports) == 2
+    for port in host_ports:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, f"nothing listens on host port {port}"
+                time.sleep(0.05)
+    assert all(kube_api.get("pods", NS, n)["status"]["phase"] == "Running" for n in ("one", "two"))

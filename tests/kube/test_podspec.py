@@ -199,3 +199,18 @@ def test_map_path(value: str, expected: str) -> None:
         podspec.Mount("/ckpt/deep", Path("/host/d")),
     ]
     assert podspec.map_path(value, mounts) == expected
+
+
+def test_container_ports_map_to_host_ports() -> None:
+    manifest = pod(
+        {
+            "command": ["serve", "--port=9102", "9102", "19102"],
+            "ports": [{"name": "metrics", "containerPort": 9102}],
+            "env": [{"name": "PORT", "value": "9102"}, {"name": "OTHER", "value": "80"}],
+        }
+    )
+    assert podspec.container_ports(manifest) == [9102]
+    result = plan(manifest, ports={9102: 40001})
+    assert result.argv == ("serve", "--port=40001", "40001", "19102")
+    assert (result.env["PORT"], result.env["OTHER"]) == ("40001", "80")
+    assert result.ports == {9102: 40001}
