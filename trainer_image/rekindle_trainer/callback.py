@@ -1,0 +1,269 @@
+"""The Keras callback that counts steps, saves, stops early and handles SIGTERM.
+
+It keeps the run's position (epoch, global step, step within the epoch) across
+the one or two ``fit`` calls of an attempt, snapshots the state at each save
+trigger (every N epochs, every N steps, every T seconds, on SIGTERM, at the
+best epoch when ``restoreBestWeights``), runs :class:`EarlyStopper` on every
+epoch's logs, and on SIGTERM lets the current step finish, saves, and raises
+:class:`Preempted` out of ``fit``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+
+from rekindle_trainer import state
+from rekindle_trainer.config import ConfigError, TrainerConfig
+from rekindle_trainer.contract import ProgressKind
+from rekindle_trainer.early_stopping import EarlyStopper, EarlyStoppingState
+from rekindle_trainer.metrics import Health, TrainerMetrics
+from rekindle_trainer.progress import ProgressLog
+from rekindle_trainer.saver import BackgroundSaver
+from rekindle_trainer.store import POSITION_FILE, CheckpointStore, Loaded, Snapshot
+
+log = logging.getLogger(__name__)
+
+#: How often the position file is refreshed: steps lost to a SIGKILL are counted from it
+#: (a lower bound: up to this long of work may go uncounted).
+POSITION_INTERVAL_SECONDS = 0.2
+
+
+class Preempted(Exception):
+    """Raised out of ``fit`` after the SIGTERM save."""
+
+
+@dataclass
+class Position:
+    """Where the run stands: ``epoch`` is the 0-based epoch in progress (= epochs done)."""
+
+    epoch: int = 0
+    step: int = 0
+    step_in_epoch: int = 0
+
+
+@dataclass
+class RunInfo:
+    """Facts about the attempt that go into every manifest."""
+
+    attempt: int
+    replayable: bool
+    data_kind: str
+    steps_per_epoch: int
+
+
+def resolve_direction(model: Any, monitor: str, mode: str) -> str:
+    """Keras' ``mode="auto"`` rule: loss is minimized, else the metric's own direction."""
+    if mode in ("min", "max"):
+        return mode
+    name = monitor.removeprefix("val_")
+    if name == "loss" or name.endswith("_loss"):
+        return "min"
+    for metric in model.metrics:
+        for inner in getattr(metric, "metrics", [metric]):
+            if inner.name == name and hasattr(inner, "_direction"):
+                return "max" if inner._direction == "up" else "min"
+    raise ConfigError(
+        "earlyStopping.mode",
+        f"cannot tell whether {monitor!r} should go down or up; set mode to 'min' or 'max'",
+    )
+
+
+def _floats(logs: dict[str, Any] | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in (logs or {}).items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+@dataclass(eq=False)
+class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
+    """Saves, early-stops and preempts; one instance spans all ``fit`` calls of an attempt."""
+
+    config: TrainerConfig
+    info: RunInfo
+    store: CheckpointStore
+    saver: BackgroundSaver
+    metrics: TrainerMetrics
+    health: Health
+    progress: ProgressLog
+    position: Position
+    stop_requested: threading.Event
+    restore_from: Loaded | None = None
+    stopper_state: EarlyStoppingState | None = None
+    stopper: EarlyStopper | None = None
+    clock: Callable[[], float] = time.monotonic
+    preempted: bool = False
+    early_stopped: bool = False
+    last_logs: dict[str, float] = field(default_factory=dict)
+    _model_restored: bool = False
+    _merge_metrics: bool = False
+    _last_save: float = 0.0
+    _last_position_write: float = float("-inf")
+
+    def __post_init__(self) -> None:
+        super().__init__()
+        self._last_save = self.clock()
+
+    # ----------------------------------------------------------- Keras hooks
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self.restore_from is not None and not self._model_restored:
+            state.build_optimizer(self.model)
+            state.restore(self.model, self.restore_from.groups, ("model", "optimizer"))
+            self._model_restored = True
+        if self.stopper is None:
+            es = self.config.early_stopping
+            direction = resolve_direction(self.model, es.monitor, es.mode)
+            self.stopper = EarlyStopper(es, direction, self.stopper_state)
+        self.health.phase = "training"
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.position.epoch = epoch
+        if self.position.step_in_epoch and self.restore_from is not None:
+            # Resuming mid-epoch: the metrics' sums so far are added after the first step
+            # (Keras creates the compiled metrics' variables only in that step).
+            self._merge_metrics = True
+            return
+        self.position.step_in_epoch = 0
+        state.key_seed_generators(self.model, self.config.seed, epoch)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        pos = self.position
+        if self._merge_metrics:
+            assert self.restore_from is not None
+            state.add_metrics(self.model, self.restore_from.groups)
+            self._merge_metrics = False
+        pos.step += 1
+        pos.step_in_epoch += 1
+        now = time.time()
+        self.metrics.step.set(pos.step)
+        self.metrics.last_step_time.set(now)
+        self.health.last_step = now
+        if self.progress.step_due():
+            self.progress.emit(
+                ProgressKind.STEP,
+                epoch=pos.epoch + 1,
+                step=pos.step,
+                step_in_epoch=pos.step_in_epoch,
+                steps_per_epoch=self.info.steps_per_epoch,
+                logs=_floats(logs),
+            )
+        if self.clock() - self._last_position_write >= POSITION_INTERVAL_SECONDS:
+            self._write_position()
+        if pos.step_in_epoch >= self.info.steps_per_epoch:
+            return  # the epoch's end follows: SIGTERM and saves are handled there
+        if self.stop_requested.is_set():
+            self._save("sigterm", logs=None, wait=True)
+            self._preempt()
+        policy = self.config.checkpoint
+        if policy.every_steps and pos.step % policy.every_steps == 0:
+            self._save("steps", logs=None)
+        elif policy.every_seconds and self.clock() - self._last_save >= policy.every_seconds:
+            self._save("seconds", logs=None)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        assert self.stopper is not None
+        pos = self.position
+        pos.epoch = epoch + 1
+        pos.step_in_epoch = 0
+        values = _floats(logs)
+        self.last_logs = values
+        for key, value in values.items():
+            self.metrics.log_value.labels(key).set(value)
+        self.metrics.epoch.set(pos.epoch)
+        es = self.config.early_stopping
+        if es.monitor not in values and epoch >= es.start_from_epoch:
+            log.warning("early stopping: %r is not among the logs %s", es.monitor, sorted(values))
+        verdict = self.stopper.on_epoch_end(epoch, values)
+        best = self.stopper.state.best
+        if best is not None:
+            self.metrics.best_value.labels(es.monitor).set(best)
+        self.progress.emit(ProgressKind.EPOCH_END, epoch=epoch + 1, step=pos.step, logs=values)
+        stop = verdict.stop and es.enabled
+        policy = self.config.checkpoint
+        trigger = None
+        if self.stop_requested.is_set() and not stop:
+            trigger = "sigterm"
+        elif policy.every_epochs and (epoch + 1) % policy.every_epochs == 0:
+            trigger = "epoch"
+        elif verdict.improved and es.restore_best_weights:
+            trigger = "epoch"  # restore_best_weights reads the best epoch from the volume
+        elif policy.every_steps and pos.step % policy.every_steps == 0:
+            trigger = "steps"
+        elif policy.every_seconds and self.clock() - self._last_save >= policy.every_seconds:
+            trigger = "seconds"
+        if trigger is not None and not stop:
+            self._save(trigger, logs=values, wait=trigger == "sigterm")
+        self._write_position()
+        if stop:
+            self.early_stopped = True
+            self.model.stop_training = True
+            self.metrics.early_stops.inc()
+            self.metrics.early_stop_epoch.set(epoch + 1)
+            self.metrics.epochs_saved.set(self.config.epochs - (epoch + 1))
+            self.progress.emit(ProgressKind.EARLY_STOPPED, epoch=epoch + 1, best_metric=best)
+            log.info("early stopping at epoch %d (best %s=%s)", epoch + 1, es.monitor, best)
+        elif self.stop_requested.is_set():
+            self._preempt()
+
+    # --------------------------------------------------------------- helpers
+
+    def snapshot(self, trigger: str, logs: dict[str, float] | None) -> Snapshot:
+        """Host copy of the state at the current position, with its manifest facts."""
+        assert self.stopper is not None
+        pos = self.position
+        return Snapshot(
+            groups=state.snapshot(self.model),
+            meta={
+                "epoch": pos.epoch,
+                "step": pos.step,
+                "step_in_epoch": pos.step_in_epoch,
+                "trigger": trigger,
+                "logs": logs,
+                "monitor": self.config.early_stopping.monitor,
+                "early_stopping": self.stopper.state.to_dict(),
+                "data": {
+                    "kind": self.info.data_kind,
+                    "replayable": self.info.replayable,
+                    "seed": self.config.seed,
+                    "steps_per_epoch": self.info.steps_per_epoch,
+                    "batch_size": self.config.batch_size,
+                },
+                "attempt": self.info.attempt,
+                "epochs_budget": self.config.epochs,
+            },
+        )
+
+    def _save(self, trigger: str, logs: dict[str, float] | None, *, wait: bool = False) -> None:
+        started = time.perf_counter()
+        snap = self.snapshot(trigger, logs)
+        self.saver.submit(snap, wait=wait)
+        if not wait:
+            self.metrics.stall_seconds.observe(time.perf_counter() - started)
+        self._last_save = self.clock()
+
+    def _write_position(self) -> None:
+        pos = self.position
+        self.store.write_json(
+            POSITION_FILE,
+            {"attempt": self.info.attempt, "epoch": pos.epoch, "step": pos.step},
+        )
+        self._last_position_write = self.clock()
+
+    def _preempt(self) -> None:
+        self.preempted = True
+        self.metrics.preemptions.inc()
+        log.warning(
+            "SIGTERM: saved at epoch %d step %d; stopping", self.position.epoch, self.position.step
+        )
+        raise Preempted

@@ -1,0 +1,1 @@
+"""Built-in entrypoints that need no download: ``digits`` and ``regression``."""

@@ -1,0 +1,239 @@
+"""An attempt's surroundings: configuration, signals, metrics, termination message.
+
+:func:`session` is the library API for people who keep their own script, and
+what ``rekindle-train`` itself runs inside::
+
+    import rekindle_trainer
+
+    with rekindle_trainer.session() as run:           # reads REKINDLE_* like the runner
+        with run.strategy.scope():
+            model = make_model(run.config.hyperparameters)
+        run.fit(model, (x, y), validation=(x_val, y_val))
+    raise SystemExit(run.exit_code)
+
+Entering sets the seeds, op determinism and mixed precision, installs the
+SIGTERM handler and starts the metrics endpoint; :meth:`Session.fit` restores
+the newest valid checkpoint, trains and finishes; leaving writes the
+termination message (``failed`` with the error when the block raised, ``invalid``
+for a configuration error) and sets :attr:`Session.exit_code`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rekindle_trainer import config as config_module
+from rekindle_trainer.config import ConfigError, RuntimeEnv, TrainerConfig
+from rekindle_trainer.contract import EXIT_CODE_FOR_OUTCOME, Outcome, TerminationMessage
+from rekindle_trainer.metrics import Health, MetricsServer, TrainerMetrics
+from rekindle_trainer.progress import ProgressLog
+from rekindle_trainer.setup import EntrypointError
+
+log = logging.getLogger(__name__)
+
+
+class StopRequest:
+    """SIGTERM/SIGINT set a flag that training checks after each step."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        if not self.event.is_set():
+            log.warning(
+                "%s received: finishing the current step, then saving", signal.Signals(signum).name
+            )
+        self.event.set()
+
+    def install(self) -> None:
+        """Take over SIGTERM and SIGINT (main thread only; elsewhere a no-op)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handle)
+
+    def uninstall(self) -> None:
+        """Give the signals back."""
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+
+def write_termination_message(path: Path, message: TerminationMessage) -> None:
+    """Write the message where Kubernetes (or ``rekindle run``) reads it; log if impossible."""
+    text = message.to_json()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        log.error("cannot write the termination message to %s: %s", path, exc)
+    log.info("termination message: %s", text)
+
+
+def configure_tensorflow(config: TrainerConfig) -> Any:
+    """Seeds, determinism and precision; the distribution strategy for the visible GPUs."""
+    import keras  # noqa: PLC0415 - TensorFlow loads only once the configuration is valid
+    import tensorflow as tf  # noqa: PLC0415
+
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    if config.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+@dataclass
+class Session:
+    """One attempt's configuration and services; see the module docstring."""
+
+    config: TrainerConfig
+    runtime: RuntimeEnv
+    metrics: TrainerMetrics = field(default_factory=TrainerMetrics)
+    health: Health = field(default_factory=Health)
+    stop: StopRequest = field(default_factory=StopRequest)
+    strategy: Any = None
+    progress: ProgressLog | None = None
+    server: MetricsServer | None = None
+    message: TerminationMessage | None = None
+
+    @property
+    def exit_code(self) -> int:
+        """The exit code that goes with the outcome (1 before anything ended)."""
+        if self.message is None:
+            return EXIT_CODE_FOR_OUTCOME[Outcome.FAILED]
+        return EXIT_CODE_FOR_OUTCOME[self.message.outcome]
+
+    def fit(
+        self,
+        model: Any,
+        train: Any,
+        validation: Any = None,
+        *,
+        callbacks: Sequence[Any] = (),
+        replayable: bool | None = None,
+    ) -> TerminationMessage:
+        """Restore, train to the end (or SIGTERM, or early stop) and return the message."""
+        from rekindle_trainer.setup import TrainingSetup, check_setup  # noqa: PLC0415
+
+        setup = check_setup(
+            TrainingSetup(model, train, validation, tuple(callbacks), replayable), "session.fit"
+        )
+        return self.run(setup)
+
+    def run(self, setup: Any) -> TerminationMessage:
+        """Train a checked :class:`~rekindle_trainer.setup.TrainingSetup`."""
+        from rekindle_trainer.loop import Services, run_attempt  # noqa: PLC0415
+
+        assert self.progress is not None
+        services = Services(self.metrics, self.health, self.progress, self.stop.event)
+        self.message = run_attempt(setup, self.config, self.runtime, services)
+        return self.message
+
+
+def _failure(outcome: Outcome, error: str) -> TerminationMessage:
+    return TerminationMessage(outcome=outcome, error=error)
+
+
+@contextmanager
+def session(
+    env: Mapping[str, str] | None = None,
+    *,
+    require_entrypoint: bool = False,
+    document: Any = None,
+) -> Iterator[Session]:
+    """Open an attempt from ``env`` (default ``os.environ``); see the module docstring.
+
+    Args:
+        env: the environment to read the ``REKINDLE_*`` variables from.
+        require_entrypoint: the runner needs ``entrypoint``; a user script does not.
+        document: a configuration document given directly (instead of the environment).
+
+    A configuration error ends the block before it runs: the session's message is
+    ``invalid`` and nothing is touched on the volume. Check :attr:`Session.exit_code`.
+    """
+    source = os.environ if env is None else env
+    termination = config_module.termination_log_from_env(source)
+    stop = StopRequest()
+    stop.install()
+    current: Session | None = None
+    try:
+        raw = config_module.load_document(source) if document is None else document
+        trainer_config = config_module.parse_config(raw)
+        if require_entrypoint and trainer_config.entrypoint is None:
+            raise ConfigError(
+                "entrypoint",
+                "required by rekindle-train: 'package.module:function' returning a "
+                "TrainingSetup (or run your own script with rekindle_trainer.session())",
+            )
+        runtime = config_module.parse_runtime_env(source)
+        current = Session(trainer_config, runtime, stop=stop)
+        if runtime.metrics_port:
+            current.server = MetricsServer(current.metrics, current.health, runtime.metrics_port)
+        current.progress = ProgressLog(runtime.progress_file)
+        current.strategy = configure_tensorflow(trainer_config)
+    except ConfigError as exc:
+        stop.uninstall()
+        message = _failure(Outcome.INVALID, f"invalid configuration: {exc}")
+        write_termination_message(termination, message)
+        log.error("%s", message.error)
+        failed = Session(TrainerConfig(), RuntimeEnv(checkpoint_dir=Path()), stop=stop)
+        failed.message = message
+        yield _Closed(failed)
+        return
+    try:
+        yield current
+    except (ConfigError, EntrypointError) as exc:
+        current.message = _failure(Outcome.INVALID, str(exc))
+    except Exception as exc:
+        from rekindle_trainer.state import StateMismatch  # noqa: PLC0415
+
+        if isinstance(exc, StateMismatch):
+            current.message = _failure(Outcome.INVALID, f"checkpoint does not fit the model: {exc}")
+        else:
+            log.error("training failed:\n%s", traceback.format_exc())
+            current.message = _failure(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+    finally:
+        if current.message is None:
+            current.message = _failure(Outcome.FAILED, "the session ended without training")
+        write_termination_message(termination, current.message)
+        if current.server is not None:
+            current.server.close()
+        if current.progress is not None:
+            current.progress.close()
+        stop.uninstall()
+
+
+class _NoStrategy:
+    """Stands in for a strategy when the configuration was invalid (nothing will train)."""
+
+    def scope(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
+
+class _Closed(Session):
+    """The session handed out after a configuration error: :meth:`fit` refuses to train."""
+
+    def __init__(self, failed: Session) -> None:
+        super().__init__(failed.config, failed.runtime, stop=failed.stop, strategy=_NoStrategy())
+        self.message = failed.message
+
+    def run(self, setup: Any) -> TerminationMessage:
+        assert self.message is not None
+        return self.message
