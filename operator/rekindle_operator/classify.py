@@ -230,6 +230,7 @@ def classify_process(
     termination_text: str | None,
     *,
     known_cause: Cause | None = None,
+    detail: str | None = None,
 ) -> AttemptEnd:
     """How a local ``rekindle-train`` process ended.
 
@@ -242,6 +243,8 @@ def classify_process(
             SIGKILL standing for a lost node, SIGTERM for a preemption, Ctrl-C,
             a stop for suspension). It names the cause unless the process
             succeeded or reported invalid input anyway.
+        detail: with ``known_cause``, the message to record (e.g.
+            ``stopped: Suspended``); by default the cause and the exit code.
     """
     code = 128 - exit_code if exit_code < 0 else exit_code
     message, note = _parse_termination(termination_text)
@@ -262,7 +265,7 @@ def classify_process(
             attempt=attempt,
             cause=known_cause,
             exit_code=code,
-            message=f"{known_cause.value}: {_describe_exit(code)}",
+            message=detail or f"{known_cause.value}: {_describe_exit(code)}",
             progress=progress,
         )
     if code == contract.EXIT_PREEMPTED:
@@ -372,7 +375,7 @@ def _terminated(
         attempt=attempt,
         cause=Cause.CRASHED,
         exit_code=code,
-        message=_crash_message(code, error or terminated.get("reason")),
+        message=_crash_message(code, error or _informative(terminated.get("reason"))),
         progress=progress,
     )
 
@@ -426,6 +429,11 @@ def _parse_termination(text: str | None) -> tuple[TerminationMessage | None, str
         # Not ours (e.g. a user command's last log lines): keep a short excerpt.
         excerpt = re.sub(r"\s+", " ", text.strip())[:200]
         return None, excerpt if not text.lstrip().startswith("{") else str(exc)[:200]
+
+
+def _informative(reason: str | None) -> str | None:
+    """A container's terminated reason, unless it only restates the exit ("Error")."""
+    return None if reason in (None, "Error", "Completed") else reason
 
 
 def _describe_exit(code: int) -> str:
