@@ -1,5 +1,5 @@
 """Fixtures of the emulated cluster for this suite (other suites import them the same way)."""
 
-from tests.kube.fixtures import kopf_runner, kube_api, kubelet
+from tests.kube.fixtures import kopf_runner, kube_api, kubelet, kubelet_options
 
-__all__ = ["kopf_runner", "kube_api", "kubelet"]
+__all__ = ["kopf_runner", "kube_api", "kubelet", "kubelet_options"]

@@ -5,6 +5,9 @@
 * ``kube_api``: a started :class:`~tests.kube.cluster.Cluster` (``.url``,
   ``.kubeconfig``, direct ``create/get/find/list/patch/delete/wait_for``),
   namespaces ``default`` and ``kube-system``, a fresh one per test.
+* ``kubelet_options``: keyword arguments for the kubelet (default: ``env`` passing
+  ``TF_CPP_MIN_LOG_LEVEL``/``CUDA_VISIBLE_DEVICES``/``PYTHONHASHSEED`` through);
+  a suite overrides this fixture to add environment or change timings.
 * ``kubelet``: a :class:`~tests.kube.kubelet.ProcessKubelet` running the pods
   of ``kube_api`` under ``tmp_path/node`` (faults: ``kill``, ``oom_kill``,
   ``evict``, ``lose_node``; ``unpullable``; ``volume_path``).
@@ -15,8 +18,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,10 +42,21 @@ def kube_api(tmp_path: Path) -> Iterator[Cluster]:
         cluster.stop()
 
 
+#: Host variables every container inherits (quiet, CPU-only TensorFlow as the test run has it).
+PASSED_THROUGH_ENV = ("TF_CPP_MIN_LOG_LEVEL", "CUDA_VISIBLE_DEVICES", "PYTHONHASHSEED")
+
+
 @pytest.fixture
-def kubelet(kube_api: Cluster, tmp_path: Path) -> ProcessKubelet:
+def kubelet_options() -> dict[str, Any]:
+    """Keyword arguments of the ``kubelet`` fixture's ProcessKubelet; override it in a suite."""
+    env = {name: os.environ[name] for name in PASSED_THROUGH_ENV if name in os.environ}
+    return {"env": env}
+
+
+@pytest.fixture
+def kubelet(kube_api: Cluster, tmp_path: Path, kubelet_options: dict[str, Any]) -> ProcessKubelet:
     """A process kubelet on ``kube_api`` (stopped, with its processes, when the cluster stops)."""
-    return kube_api.start_kubelet(tmp_path / "node")
+    return kube_api.start_kubelet(tmp_path / "node", **kubelet_options)
 
 
 @pytest.fixture

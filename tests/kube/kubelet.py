@@ -152,6 +152,21 @@ class _PodWorker:
         if not self.pod.get("spec", {}).get("nodeName"):
             if self.deleting:
                 return
+            wanted = self.pod["spec"].get("nodeSelector") or {}
+            labels = self.kubelet.node_labels
+            if any(labels.get(key) != value for key, value in wanted.items()):
+                status = dict(self.pod.get("status") or {})
+                status["conditions"] = [
+                    {
+                        "type": "PodScheduled",
+                        "status": "False",
+                        "reason": "Unschedulable",
+                        "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                        f"affinity/selector (node labels {labels})",
+                    }
+                ]
+                await self.report(status)
+                return  # stays Pending, as with no matching node
             await self.kubelet.bind(self.namespace, self.name)
             await self.until(lambda: self.gone or bool(self.pod["spec"].get("nodeName")))
         if self.gone:
@@ -236,6 +251,7 @@ class _PodWorker:
             ports={port: free_port() for port in podspec.container_ports(self.pod)},
         )
         plan.cwd.mkdir(parents=True, exist_ok=True)
+        Path(plan.env.get("HOME", str(self.pod_dir / "home"))).mkdir(parents=True, exist_ok=True)
         plan.termination_log.parent.mkdir(parents=True, exist_ok=True)
         return plan
 
@@ -340,6 +356,7 @@ class ProcessKubelet:
         env: Mapping[str, str] | None = None,
         restart_backoff: float = 0.2,
         node_lost_after: float = 0.3,
+        node_labels: Mapping[str, str] | None = None,
     ) -> None:
         """Create a kubelet for the API at ``api_url`` keeping its files under ``root``.
 
@@ -350,6 +367,8 @@ class ProcessKubelet:
             env: extra environment of every container (e.g. ``PYTHONPATH``), under the pod's.
             restart_backoff: seconds between restarts of an ``Always``/``OnFailure`` container.
             node_lost_after: seconds a lost node's pod stays ``Unknown`` before it is deleted.
+            node_labels: labels of the node, matched against pods' ``nodeSelector``
+                (besides ``kubernetes.io/hostname``, ``kubernetes.io/os`` and ``…/arch``).
         """
         self.api_url = api_url.rstrip("/")
         self.root = root
@@ -357,6 +376,12 @@ class ProcessKubelet:
         self.extra_env = dict(env or {})
         self.restart_backoff = restart_backoff
         self.node_lost_after = node_lost_after
+        self.node_labels = {
+            "kubernetes.io/hostname": node_name,
+            "kubernetes.io/os": "linux",
+            "kubernetes.io/arch": "amd64",
+            **(node_labels or {}),
+        }
         #: Images whose pull fails: their pods stay Pending with ImagePullBackOff.
         self.unpullable: set[str] = set()
         #: ENTRYPOINT/CMD of images, for containers that give no command.

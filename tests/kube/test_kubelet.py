@@ -317,3 +317,15 @@ def test_pods_get_their_own_host_ports(kube_api: Cluster, kubelet: ProcessKubele
                 assert time.monotonic() < deadline, f"nothing listens on host port {port}"
                 time.sleep(0.05)
     assert all(kube_api.get("pods", NS, n)["status"]["phase"] == "Running" for n in ("one", "two"))
+
+
+def test_node_selector_must_match_the_node(kube_api: Cluster, kubelet: ProcessKubelet) -> None:
+    for name, selector in (("fits", {"kubernetes.io/os": "linux"}), ("nowhere", {"gpu": "h100"})):
+        pod = python_pod(name, "pass")
+        pod["spec"]["nodeSelector"] = selector
+        kube_api.create(pod)
+    kube_api.wait_for("pods", NS, "fits", phase_is("Succeeded"))
+    stuck = kube_api.wait_for("pods", NS, "nowhere", lambda p: bool(p["status"].get("conditions")))
+    assert stuck["status"]["phase"] == "Pending"
+    assert stuck["status"]["conditions"][0]["reason"] == "Unschedulable"
+    assert not stuck["spec"].get("nodeName")
