@@ -1,0 +1,147 @@
+"""Classification edge cases the shared table does not hold (the table covers every cause)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from rekindle_operator import classify
+from rekindle_operator.classify import AttemptEnd, AttemptRunning
+from rekindle_operator.reasons import Cause
+from rekindle_trainer.contract import Outcome
+from tests.support.engine_cases import NOW, T0, disruption, pod, termination
+
+
+def _classify(p: dict[str, Any]) -> classify.Observation:
+    return classify.classify_pod(p, now=NOW, pending_timeout_seconds=600)
+
+
+def test_the_attempt_number_comes_from_the_label_then_the_name() -> None:
+    labelled = pod(3)
+    assert classify.attempt_of(labelled) == 3
+    del labelled["metadata"]["labels"]["rekindle.dev/attempt"]
+    assert classify.attempt_of(labelled) == 3
+    labelled["metadata"]["name"] = "digits-x"
+    with pytest.raises(ValueError, match=r"no attempt number in label rekindle.dev/attempt"):
+        classify.attempt_of(labelled)
+
+
+def test_a_running_pod_reports_when_it_started() -> None:
+    observed = _classify(pod(2, running=True, created=T0))
+    assert observed == AttemptRunning(attempt=2, started_at=T0 + timedelta(seconds=5))
+
+
+def test_a_pod_being_deleted_is_waited_for_until_its_trainer_exits() -> None:
+    """After SIGTERM the trainer saves; replacing it early would mean two writers."""
+    shutting_down = pod(
+        running=True,
+        deleting=True,
+        conditions=(disruption("PreemptionByScheduler", "preempted"),),
+    )
+    assert _classify(shutting_down) is None
+
+
+def test_a_scheduled_pod_waiting_for_its_container_is_not_yet_anything() -> None:
+    assert _classify(pod(phase="Pending", created=NOW - timedelta(seconds=30))) is None
+
+
+def test_an_unknown_disruption_reason_is_still_a_disruption() -> None:
+    p = pod(phase="Failed", exit_code=137, conditions=(disruption("SomethingNew", "x"),))
+    observed = _classify(p)
+    assert isinstance(observed, AttemptEnd)
+    assert observed.cause is Cause.EVICTED
+
+
+def test_success_wins_over_a_disruption() -> None:
+    p = pod(
+        phase="Succeeded",
+        exit_code=0,
+        message=termination(Outcome.COMPLETED, epoch=20, step=1120),
+        conditions=(disruption("EvictionByEvictionAPI", "drain"),),
+    )
+    observed = _classify(p)
+    assert isinstance(observed, AttemptEnd)
+    assert observed.cause is Cause.COMPLETED
+
+
+def test_oom_wins_over_a_disruption() -> None:
+    p = pod(
+        phase="Failed",
+        exit_code=137,
+        terminated_reason="OOMKilled",
+        conditions=(disruption("EvictionByEvictionAPI", "drain"),),
+    )
+    observed = _classify(p)
+    assert isinstance(observed, AttemptEnd)
+    assert observed.cause is Cause.OOM_KILLED
+
+
+def test_a_termination_message_that_is_not_ours_is_quoted_not_trusted() -> None:
+    p = pod(phase="Failed", exit_code=1, message="Traceback (most recent call last):\n  boom")
+    observed = _classify(p)
+    assert isinstance(observed, AttemptEnd)
+    assert observed.cause is Cause.CRASHED
+    assert observed.progress is None
+    assert observed.message == "exit code 1: Traceback (most recent call last): boom"
+
+
+def test_a_broken_json_termination_message_is_reported() -> None:
+    p = pod(phase="Failed", exit_code=1, message='{"outcome": "exploded"}')
+    observed = _classify(p)
+    assert isinstance(observed, AttemptEnd)
+    assert "outcome" in observed.message
+    assert observed.progress is None
+
+
+def test_a_completed_pod_without_a_message_is_completed() -> None:
+    observed = _classify(pod(phase="Succeeded", exit_code=0))
+    assert isinstance(observed, AttemptEnd)
+    assert observed.cause is Cause.COMPLETED
+    assert observed.progress is None
+
+
+@pytest.mark.parametrize(
+    ("code", "cause", "exit_code"),
+    [
+        (-15, Cause.PREEMPTED, 143),
+        (-9, Cause.CRASHED, 137),
+        (-6, Cause.CRASHED, 134),
+        (3, Cause.CRASHED, 3),
+        (2, Cause.INVALID, 2),
+        (0, Cause.COMPLETED, 0),
+    ],
+)
+def test_process_exit_codes(code: int, cause: Cause, exit_code: int) -> None:
+    observed = classify.classify_process(4, code, None)
+    assert (observed.attempt, observed.cause, observed.exit_code) == (4, cause, exit_code)
+
+
+def test_a_known_cause_does_not_hide_a_success_or_an_invalid_config() -> None:
+    done = classify.classify_process(1, 0, None, known_cause=Cause.PREEMPTED)
+    assert done.cause is Cause.COMPLETED
+    invalid = classify.classify_process(1, 2, None, known_cause=Cause.NODE_LOST)
+    assert invalid.cause is Cause.INVALID
+
+
+def test_the_termination_message_progress_is_carried() -> None:
+    text = termination(
+        Outcome.PREEMPTED,
+        epoch=3,
+        step=90,
+        best_metric=0.5,
+        monitor="val_loss",
+        best_epoch=2,
+        lost_steps=4,
+    )
+    observed = classify.classify_process(2, 143, text)
+    assert observed.progress == classify.Progress(
+        epoch=3,
+        step=90,
+        checkpoint="ckpt-000005-0000000280",
+        best_metric=0.5,
+        monitor="val_loss",
+        best_epoch=2,
+        lost_steps=4,
+    )
