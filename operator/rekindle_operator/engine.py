@@ -165,7 +165,8 @@ def _after_end(spec: TrainingJobSpec, status: Status, end: AttemptEnd, now: date
         if spec.suspend:
             return _suspended_after_stop(counted, end, now)
         return _restart_now(spec, counted, end, now, EventType.NORMAL)
-    assert cause in FAILURE_CAUSES, cause
+    if cause not in FAILURE_CAUSES:  # a new Cause without a policy: a programming error
+        raise ValueError(f"no restart policy for cause {cause.value}")
     if status.restarts.failures >= policy.max_restarts:
         message = (
             f"failed because of {cause.value} ({end.message}) after "
