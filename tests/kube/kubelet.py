@@ -167,6 +167,8 @@ class _PodWorker:
                 ]
                 await self.report(status)
                 return  # stays Pending, as with no matching node
+            if not await self.claims_bound():
+                return  # deleted while waiting (an unbound pod goes at once)
             await self.kubelet.bind(self.namespace, self.name)
             await self.until(lambda: self.gone or bool(self.pod["spec"].get("nodeName")))
         if self.gone:
@@ -191,27 +193,18 @@ class _PodWorker:
             await self.until(lambda: self.gone or self.deleting)
             await self.finalize()
             return
-        if plan is None:  # deleted while waiting for its volumes
-            await self.finalize()
-            return
         await self.run_container(plan)
 
-    async def prepare(self) -> podspec.LaunchPlan | None:
-        """Provision volumes and resolve references; waits while a claim is missing or unbound."""
-        sources = podspec.volume_sources(self.pod)
-        objects: dict[tuple[str, str], dict[str, str]] = {}
-        for kind, name in podspec.referenced_objects(self.pod):
-            obj = await self.kubelet.get(f"/api/v1/namespaces/{self.namespace}/{kind}/{name}")
-            if obj is not None:
-                objects[(kind, name)] = podspec.object_data(kind, obj)
+    async def claims_bound(self) -> bool:
+        """As the scheduler: wait (Pending, Unschedulable) until every claim exists and is bound."""
+        try:
+            claims = [s.ref for s in podspec.volume_sources(self.pod).values() if s.kind == "claim"]
+        except podspec.ContainerConfigError:
+            return True  # reported once the pod is on the node
         while True:
-            unbound = [
-                s.ref
-                for s in sources.values()
-                if s.kind == "claim" and not await self.kubelet.claim_bound(self.namespace, s.ref)
-            ]
+            unbound = [c for c in claims if not await self.kubelet.claim_bound(self.namespace, c)]
             if not unbound:
-                break
+                return True
             status = dict(self.pod.get("status") or {})
             status["conditions"] = [
                 {
@@ -223,7 +216,16 @@ class _PodWorker:
             ]
             await self.report(status)
             if await self.until(lambda: self.gone or self.deleting, timeout=0.2):
-                return None
+                return False
+
+    async def prepare(self) -> podspec.LaunchPlan:
+        """Provision volumes and resolve ConfigMap and Secret references."""
+        sources = podspec.volume_sources(self.pod)
+        objects: dict[tuple[str, str], dict[str, str]] = {}
+        for kind, name in podspec.referenced_objects(self.pod):
+            obj = await self.kubelet.get(f"/api/v1/namespaces/{self.namespace}/{kind}/{name}")
+            if obj is not None:
+                objects[(kind, name)] = podspec.object_data(kind, obj)
         volume_dirs: dict[str, Path] = {}
         for source in sources.values():
             if source.kind == "claim":
@@ -682,7 +684,10 @@ class ProcessKubelet:
 
     async def _forget_lost(self, worker: _PodWorker) -> None:
         namespace, name = worker.namespace, worker.name
-        await self.patch_status(namespace, name, podstatus.node_lost(worker.pod, _now()))
+        current = await self.get(self.pod_path(namespace, name))  # fresher than the watch's copy
+        if current is None:
+            return
+        await self.patch_status(namespace, name, podstatus.node_lost(current, _now()))
         await asyncio.sleep(self.node_lost_after)
         condition = {
             "type": "DisruptionTarget",
