@@ -72,6 +72,7 @@ def validate(manifest: Any) -> list[Problem]:
     schema = _schema()
     doc = _drop_nulls(manifest, schema)
     problems += list(_unknown_fields(doc, schema, ""))
+    problems += list(_duplicate_keys(doc, schema, ""))
     doc = apply_defaults(doc)
     schema_problems = _schema_problems(doc) + list(_out_of_range(doc, ""))
     problems += schema_problems
@@ -200,6 +201,30 @@ def _unknown_fields(value: Any, schema: Mapping[str, Any], path: str) -> Iterato
             yield from _unknown_fields(item, schema["items"], f"{path}[{i}]")
 
 
+def _duplicate_keys(value: Any, schema: Mapping[str, Any], path: str) -> Iterator[Problem]:
+    """Lists of ``x-kubernetes-list-type: map`` hold each key once (env names, volume names)."""
+    if isinstance(value, list):
+        items = schema.get("items", {})
+        keys = schema.get("x-kubernetes-list-map-keys")
+        if schema.get("x-kubernetes-list-type") == "map" and keys:
+            seen: set[tuple[Any, ...]] = set()
+            for i, item in enumerate(value):
+                if not isinstance(item, Mapping):
+                    continue
+                key = tuple(item.get(k) for k in keys)
+                if key in seen:
+                    shown = ", ".join(f"{k}={v!r}" for k, v in zip(keys, key, strict=True))
+                    yield Problem(f"{path}[{i}]", f"duplicate entry {shown}; each may appear once")
+                seen.add(key)
+        for i, item in enumerate(value):
+            yield from _duplicate_keys(item, items, f"{path}[{i}]")
+    elif isinstance(value, Mapping):
+        props = schema.get("properties", {})
+        for key, item in value.items():
+            if key in props:
+                yield from _duplicate_keys(item, props[key], f"{path}.{key}" if path else str(key))
+
+
 def _default(value: Any, schema: Mapping[str, Any]) -> None:
     if isinstance(value, dict):
         for key, sub in schema.get("properties", {}).items():
@@ -275,7 +300,7 @@ def _out_of_range(value: Any, path: str) -> Iterator[Problem]:
 
 def _explain(error: jsonschema.ValidationError) -> Problem:
     path = _dotted(error.absolute_path)
-    value = error.instance
+    value: Any = error.instance
     kind = error.validator
     schema = error.schema if isinstance(error.schema, Mapping) else {}
     described = _description_at(error.absolute_path)
@@ -302,6 +327,10 @@ def _explain(error: jsonschema.ValidationError) -> Problem:
         return Problem(path, f"needs at least {schema['minItems']} item(s){hint}")
     if kind == "maxLength":
         return Problem(path, f"must be at most {schema['maxLength']} characters")
+    if kind == "maxItems":
+        return Problem(path, f"at most {schema['maxItems']} items, got {len(value)}")
+    if kind == "maxProperties":
+        return Problem(path, f"at most {schema['maxProperties']} entries, got {len(value)}")
     if kind == "anyOf":
         return Problem(path, f"{value!r} is not accepted{hint}")
     return Problem(path, f"{error.message}{hint}")

@@ -12,9 +12,10 @@ from rekindle_trainer import config as trainer
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+CUSTOM = Path(__file__).parent / "manifests" / "valid" / "custom-command-spot.yaml"
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [*EXAMPLES, CUSTOM], ids=lambda p: p.name)
 def test_every_example_projects_to_a_configuration_the_trainer_accepts(path: Path) -> None:
     spec = validation.load(path).spec
     parsed = trainer.parse_config(json.loads(trainer_config.to_json(spec)))
@@ -70,5 +71,5 @@ def test_a_spec_without_early_stopping_turns_it_off_explicitly() -> None:
 
 
 def test_a_command_job_has_no_entrypoint() -> None:
-    spec = validation.load(REPO / "examples" / "gpu-spot.yaml").spec
+    spec = validation.load(CUSTOM).spec
     assert "entrypoint" not in trainer_config.project(spec)
