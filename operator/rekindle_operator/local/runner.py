@@ -134,14 +134,7 @@ class LocalRunner:
             action = decision.action
             if action in (Action.START, Action.RESTART):
                 supervised = self._run_attempt(decision.attempt)
-                end = classify.classify_process(
-                    decision.attempt,
-                    supervised.end.exit_code,
-                    supervised.end.termination_message,
-                    known_cause=supervised.known_cause,
-                )
-                self._report_end(supervised, end)
-                decision = self._decide(end)
+                decision = self.conclude(decision.attempt, supervised)
                 if supervised.interrupted and not self.job.status.finished:
                     return self._interrupted()
                 continue
@@ -151,7 +144,7 @@ class LocalRunner:
                 wait = decision.delay_seconds or decision.requeue_after or 0.0
                 if not self._sleep(wait):
                     return self._interrupted()
-                decision = self._decide(None)
+                decision = self.decide(None)
                 continue
             if self.job.status.finished:
                 return self._finish()
@@ -178,12 +171,24 @@ class LocalRunner:
             if not AttemptFiles.under(self.settings.workdir.attempts_dir, number).folder.exists():
                 self.say(f"picking up: attempt {number} was decided by the previous run")
                 return Decision(action=Action.START, status=status, attempt=number)
-            return self._decide(self._orphan_end(number))
+            return self.decide(self._orphan_end(number))
         if status.phase is not None and not status.finished:
             self.say(f"picking up the job in phase {status.phase.value} ({status.message})")
-        return self._decide(None)
+        return self.decide(None)
 
-    def _decide(self, observed: classify.Observation) -> Decision:
+    def conclude(self, number: int, supervised: Supervised) -> Decision:
+        """Attempt ``number`` ended: classify its end as the operator would a pod's, and decide."""
+        end = classify.classify_process(
+            number,
+            supervised.end.exit_code,
+            supervised.end.termination_message,
+            known_cause=supervised.known_cause,
+            detail=supervised.detail,
+        )
+        self._report_end(supervised, end)
+        return self.decide(end)
+
+    def decide(self, observed: classify.Observation) -> Decision:
         """Ask the engine, store the new status, print its event."""
         decision = engine.decide(
             self.job.spec,
@@ -224,7 +229,7 @@ class LocalRunner:
         attempt = Attempt(command, env, files, cwd=self.settings.cwd)
         self.stats.attempts += 1
         self._record_pid(attempt.pid)
-        self._decide(classify.AttemptRunning(attempt=number, started_at=self.settings.clock()))
+        self.decide(classify.AttemptRunning(attempt=number, started_at=self.settings.clock()))
         self.say(f"attempt {number} running (pid {attempt.pid}; output in {files.output_log})")
         view = ProgressView(epochs=spec.training.epochs)
         position: dict[str, Any] = {}
@@ -244,7 +249,7 @@ class LocalRunner:
                 step=position.get("step"),
                 checkpoint=position.get("checkpoint"),
             )
-            decision = self._decide(classify.AttemptRunning(attempt=number, progress=progress))
+            decision = self.decide(classify.AttemptRunning(attempt=number, progress=progress))
             if decision.action in (Action.FAIL, Action.STOP):
                 return self.job.status.message or decision.action.value
             return None
@@ -264,15 +269,12 @@ class LocalRunner:
         )
 
     def _report_end(self, supervised: Supervised, end: classify.AttemptEnd) -> None:
-        how = f"exit code {supervised.end.exit_code}"
-        if supervised.end.signal_name:
-            how += f" ({supervised.end.signal_name})"
         what = end.message
-        if not what.startswith(end.cause.value):
+        if not what.lower().startswith(end.cause.value.lower()):
             what = f"{end.cause.value}: {what}" if what else end.cause.value
-        self.say(
-            f"attempt {end.attempt} ended after {supervised.end.seconds:.1f} s: {how} -> {what}"
-        )
+        if "exit code" not in what:
+            what += f" (exit code {supervised.end.exit_code})"
+        self.say(f"attempt {end.attempt} ended after {supervised.end.seconds:.1f} s: {what}")
         if end.cause in (Cause.CRASHED, Cause.INVALID) and supervised.end.output_tail:
             self.console.line("  last lines of the trainer's output:")
             for line in supervised.end.output_tail.splitlines():

@@ -54,7 +54,8 @@ def _phase(status: Mapping[str, Any]) -> str:
     reason = status.get("reason")
     text = f"{phase} ({reason})" if reason else phase
     message = status.get("message")
-    return f"{text}: {message}" if message else text
+    # A success's message repeats the facts below; anything else says what to do.
+    return f"{text}: {message}" if message and phase != "Succeeded" else text
 
 
 def _epochs_run(epochs_run: int, budget: int, stats: RunStats) -> str:

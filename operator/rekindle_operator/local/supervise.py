@@ -55,6 +55,8 @@ class Supervised:
     known_cause: Cause | None
     fault: Fault | None
     interrupted: bool
+    #: With ``known_cause``: what the runner did, for the status message.
+    detail: str | None = None
 
 
 def supervise(
@@ -77,6 +79,7 @@ def supervise(
     fired: Fault | None = None
     known_cause: Cause | None = None
     interrupted = False
+    did: str | None = None  # what the runner did to the trainer, in words
     kill_at: float | None = None  # when a SIGTERMed trainer runs out of grace
     kills_sent = 0
     stop_reason: str | None = None
@@ -86,12 +89,14 @@ def supervise(
         nonlocal stop_reason
         if event.kind is ProgressKind.EPOCH_END:
             stats.epochs_trained += 1
+        lines = view.lines_for(event)
         if show_progress:
-            for line in view.lines_for(event):
+            bar = view.bar()
+            if bar is None:
+                console.bar(None)  # the epoch ended: its line replaces the bar
+            for line in lines:
                 console.line(line)
-            console.bar(view.bar())
-        else:
-            view.lines_for(event)
+            console.bar(bar)
         stop_reason = stop_reason or on_progress(event)
         fault = faults.on_event(event)
         for dropped in faults.take_unreachable():
@@ -109,12 +114,14 @@ def supervise(
                 stop_reason = stop_reason or on_progress(None)
             if stop_reason is not None and known_cause is not Cause.STOPPED and not interrupted:
                 known_cause = Cause.STOPPED
+                did = f"stopped: {stop_reason}"
                 say(f"stopping attempt (pid {attempt.pid}) with SIGTERM: {stop_reason}")
                 attempt.send(signal.SIGTERM)
                 kill_at = time.monotonic() + grace_seconds
             if due is not None and fired is None and not interrupted:
                 fired = due
                 known_cause = CAUSE_FOR_FAULT[due.action]
+                did = f"injected {due}"
                 stats.faults.append(str(due))
                 say(
                     f"injecting {due} into attempt (pid {attempt.pid}): sending "
@@ -129,6 +136,7 @@ def supervise(
                     interrupted = True
                     if known_cause is None:
                         known_cause = Cause.PREEMPTED
+                        did = "interrupted (Ctrl-C)"
                     say(
                         "interrupted: sending SIGTERM so that the trainer saves "
                         f"(up to {grace_seconds:g} s; press Ctrl-C again to kill it now)"
@@ -146,8 +154,15 @@ def supervise(
             if end is not None:
                 for event in tail.read():
                     handle(event)
+                how = f"exit code {end.exit_code}"
+                if end.signal_name:
+                    how += f", {end.signal_name}"
                 return Supervised(
-                    end=end, known_cause=known_cause, fault=fired, interrupted=interrupted
+                    end=end,
+                    known_cause=known_cause,
+                    fault=fired,
+                    interrupted=interrupted,
+                    detail=f"{did} ({how})" if did else None,
                 )
     finally:
         faults.end_attempt()
