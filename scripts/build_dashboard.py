@@ -103,6 +103,19 @@ def _quantiles(histogram: str, selector: str, by: str) -> list[tuple[str, str]]:
     ]
 
 
+def _increase(series: str) -> str:
+    """Increase of a counter over the interval, counting a series born inside it whole.
+
+    prometheus-client creates a labelled counter at its first increment, so
+    ``increase()`` alone never sees the first restart, failure or save of a
+    label set; a series that did not exist one interval ago counts from 0.
+    """
+    return (
+        f"(({series} unless {series} offset $__rate_interval) "
+        f"or increase({series}[$__rate_interval]))"
+    )
+
+
 def _annotations() -> list[dashboard.AnnotationQuery]:
     """Checkpoint saves and early stops as markers on every panel."""
     return [
@@ -292,7 +305,7 @@ def build() -> dashboard.Dashboard:
                 [
                     (
                         f"sum by ({BY_JOB}, trigger) "
-                        f"(increase(rekindle_trainer_checkpoints_saved_total{{{JOB}}}[$__rate_interval]))",
+                        f"{_increase(f'rekindle_trainer_checkpoints_saved_total{{{JOB}}}')}",
                         "{{trigger}}",
                     )
                 ],
@@ -319,7 +332,7 @@ def build() -> dashboard.Dashboard:
                 [
                     (
                         "sum by (namespace, cause) "
-                        f"(increase(rekindle_operator_restarts_total{{{NAMESPACE}}}[$__rate_interval]))",
+                        f"{_increase(f'rekindle_operator_restarts_total{{{NAMESPACE}}}')}",
                         "{{cause}}",
                     )
                 ],
@@ -395,12 +408,12 @@ def build() -> dashboard.Dashboard:
                 [
                     (
                         "sum by (namespace, reason) "
-                        f"(increase(rekindle_operator_failed_jobs_total{{{NAMESPACE}}}[$__rate_interval]))",
+                        f"{_increase(f'rekindle_operator_failed_jobs_total{{{NAMESPACE}}}')}",
                         "failed: {{reason}}",
                     ),
                     (
                         "sum by (namespace) "
-                        f"(increase(rekindle_operator_early_stops_total{{{NAMESPACE}}}[$__rate_interval]))",
+                        f"{_increase(f'rekindle_operator_early_stops_total{{{NAMESPACE}}}')}",
                         "early stopped",
                     ),
                 ],
@@ -409,15 +422,14 @@ def build() -> dashboard.Dashboard:
         .with_panel(
             _series(
                 "Kubernetes API errors",
-                "Failed API calls of the operator, by verb, resource and HTTP code.",
+                "Failed API calls of the operator per interval, by verb, resource and HTTP code.",
                 [
                     (
                         "sum by (verb, resource, code) "
-                        "(rate(rekindle_operator_api_errors_total[$__rate_interval]))",
+                        f"{_increase('rekindle_operator_api_errors_total')}",
                         "{{verb}} {{resource}} {{code}}",
                     )
                 ],
-                unit="reqps",
             )
         )
     )

@@ -86,15 +86,15 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
     Permission(
         "",
         "pods",
-        frozenset({"get", "list", "watch", "create", "delete"}),
+        frozenset({"get", "list", "watch", "create", "patch", "delete"}),
         namespaced=True,
         modes=_BOTH,
-        why="run each attempt as a pod, watch how it ends, delete it on suspend or replace",
+        why="run each attempt as a pod, watch how it ends, mark and delete it on stop or replace",
     ),
     Permission(
         "",
         "persistentvolumeclaims",
-        frozenset({"get", "create"}),
+        frozenset({"create"}),
         namespaced=True,
         modes=_BOTH,
         why="create the checkpoint volume claim when the spec gives a size, not a claim",
