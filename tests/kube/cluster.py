@@ -219,6 +219,36 @@ class Cluster:
         documents = [d for d in yaml.safe_load_all(path.read_text()) if d]
         return [self.create(document, namespace) for document in documents]
 
+    def install_crds(self, folder: Path) -> builtins.list[str]:
+        """Create every CRD in ``folder/*.yaml`` (as ``helm install`` does with ``crds/``)."""
+        names: builtins.list[str] = []
+        for path in sorted(folder.glob("*.yaml")):
+            names += [crd["metadata"]["name"] for crd in self.create_from_file(path)]
+        return names
+
+    def get_table(
+        self, ref: ResourceRef, namespace: str | None = None, *, wide: bool = False
+    ) -> builtins.list[dict[str, Any]]:
+        """The rows ``kubectl get`` prints: NAME and the CRD's printer columns (AGE otherwise)."""
+        from tests.kube import printer
+
+        resource = self.resource(ref)
+        crds = [
+            crd
+            for crd in self.list("customresourcedefinitions")
+            if crd["spec"].get("group") == resource.group
+            and crd["spec"].get("names", {}).get("plural") == resource.plural
+        ]
+        if crds:
+            cols = printer.columns(crds[0], str(resource.version), wide=wide)
+        else:
+            cols = [
+                printer.Column("Name", ".metadata.name"),
+                printer.Column("Age", ".metadata.creationTimestamp", "date"),
+            ]
+        objects = sorted(self.list(resource, namespace), key=lambda o: o["metadata"]["name"])
+        return printer.rows(objects, cols, self.call(lambda s: s.clock()))
+
     def ensure_namespace(self, name: str) -> None:
         """Create namespace ``name`` unless it exists."""
 

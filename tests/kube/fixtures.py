@@ -4,7 +4,8 @@
 
 * ``kube_api``: a started :class:`~tests.kube.cluster.Cluster` (``.url``,
   ``.kubeconfig``, direct ``create/get/find/list/patch/delete/wait_for``),
-  namespaces ``default`` and ``kube-system``, a fresh one per test.
+  namespaces ``default`` and ``kube-system``, the chart's CRDs
+  (``charts/rekindle/crds/``) installed, a fresh one per test.
 * ``kubelet_options``: keyword arguments for the kubelet (default: ``env`` passing
   ``TF_CPP_MIN_LOG_LEVEL``/``CUDA_VISIBLE_DEVICES``/``PYTHONHASHSEED`` through);
   a suite overrides this fixture to add environment or change timings.
@@ -28,15 +29,21 @@ import pytest
 from tests.kube.cluster import Cluster
 from tests.kube.kopf_process import KopfProcess
 from tests.kube.kubelet import ProcessKubelet
+from tests.support.deps import REPO_ROOT
 
 KopfRunner = Callable[..., KopfProcess]
 
 
+#: The chart's CRDs, installed into every emulated cluster (the source of truth for the resource).
+CHART_CRDS = REPO_ROOT / "charts" / "rekindle" / "crds"
+
+
 @pytest.fixture
 def kube_api(tmp_path: Path) -> Iterator[Cluster]:
-    """A fresh emulated API server for this test."""
+    """A fresh emulated API server for this test, with the chart's CRDs installed."""
     cluster = Cluster(tmp_path / "cluster").start()
     try:
+        cluster.install_crds(CHART_CRDS)
         yield cluster
     finally:
         cluster.stop()

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import kmock
 import kubernetes.client
 import kubernetes.config
 import kubernetes.watch
@@ -284,3 +285,36 @@ def test_create_from_file(kube_api: Cluster, tmp_path: Path) -> None:
     created = kube_api.create_from_file(manifest, "default")
     assert [c["metadata"]["name"] for c in created] == ["one", "two"]
     assert len(kube_api.list("configmaps", "default")) == 2
+
+
+def test_chart_crds_are_installed_and_agree_with_the_builtin_declaration(
+    kube_api: Cluster,
+) -> None:
+    from tests.kube import resources
+
+    crds = {c["metadata"]["name"] for c in kube_api.list("customresourcedefinitions")}
+    assert "trainingjobs.rekindle.dev" in crds
+    declared = kube_api.emulator.resources[resources.TRAINING_JOBS]
+    builtin = kmock.ResourcesArray()
+    resources.declare_defaults(builtin)
+    fallback = builtin[resources.TRAINING_JOBS]
+    assert (declared.kind, declared.singular, declared.namespaced) == (
+        fallback.kind,
+        fallback.singular,
+        fallback.namespaced,
+    )
+    assert declared.shortnames == fallback.shortnames
+    assert declared.subresources == fallback.subresources
+    assert declared.categories == fallback.categories
+
+
+def test_get_table_prints_the_crd_columns(kube_api: Cluster) -> None:
+    kube_api.create(tj("b"), "default")
+    kube_api.create(tj("a"), "default")
+    kube_api.patch("tj", "default", "a", {"status": {"phase": "Running"}}, subresource="status")
+    table = kube_api.get_table("tj", "default")
+    assert [row["Name"] for row in table] == ["a", "b"]
+    assert (table[0]["Phase"], table[1]["Phase"]) == ("Running", None)
+    assert table[0]["Age"].endswith("s")
+    assert "Reason" not in table[0]
+    assert "Reason" in kube_api.get_table("tj", "default", wide=True)[0]
