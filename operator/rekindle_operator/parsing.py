@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
 import re
 import types
 import typing
@@ -65,10 +66,14 @@ def schema(
     }
 
 
-def json_fields(cls: type) -> list[tuple[dataclasses.Field[Any], Any]]:
-    """The declared fields of dataclass ``cls`` with their resolved types."""
+@functools.cache
+def json_fields(cls: type) -> tuple[tuple[dataclasses.Field[Any], Any], ...]:
+    """The declared fields of dataclass ``cls`` with their resolved types.
+
+    Cached: the operator parses every job's spec and status on every reconcile.
+    """
     hints = typing.get_type_hints(cls)
-    return [(f, hints[f.name]) for f in dataclasses.fields(cls) if "json" in f.metadata]
+    return tuple((f, hints[f.name]) for f in dataclasses.fields(cls) if "json" in f.metadata)
 
 
 def parse(cls: type[T], doc: Any, path: str) -> T:
