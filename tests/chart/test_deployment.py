@@ -23,7 +23,7 @@ def _container(values: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def test_image_tag_defaults_to_app_version() -> None:
-    assert _container()["image"] == f"ghcr.io/rekindle-dev/rekindle-operator:{APP_VERSION}"
+    assert _container()["image"] == f"ghcr.io/rekindle-dev/operator:{APP_VERSION}"
     assert _container({"image": {"tag": "1.2.3"}})["image"].endswith(":1.2.3")
     digest = "sha256:" + "a" * 64
     assert _container({"image": {"digest": digest}})["image"].endswith(f"@{digest}")
@@ -35,7 +35,7 @@ def test_cluster_scope_runs_all_namespaces_with_ports_and_peering() -> None:
     assert container["args"] == [
         "operator",
         "--all-namespaces",
-        "--metrics-port=9101",
+        "--metrics-port=8000",
         "--liveness-port=8080",
         f"--peering={r.RELEASE}",
     ]

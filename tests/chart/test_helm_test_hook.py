@@ -22,7 +22,7 @@ def test_is_a_test_hook_that_cleans_up_after_itself() -> None:
     assert pod["spec"]["restartPolicy"] == "Never"
     container = pod["spec"]["containers"][0]
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
-    assert f"http://rk-rekindle-metrics.{r.NAMESPACE}.svc:9101/metrics" in container["command"][2]
+    assert f"http://rk-rekindle-metrics.{r.NAMESPACE}.svc:8000/metrics" in container["command"][2]
 
 
 def test_can_be_switched_off() -> None:
@@ -50,7 +50,7 @@ def _run_script_against(body: bytes) -> subprocess.CompletedProcess[str]:
     try:
         pod = r.one(r.objects({}), "Pod")
         script = pod["spec"]["containers"][0]["command"][2]
-        url = f"http://rk-rekindle-metrics.{r.NAMESPACE}.svc:9101/metrics"
+        url = f"http://rk-rekindle-metrics.{r.NAMESPACE}.svc:8000/metrics"
         script = script.replace(url, f"http://127.0.0.1:{server.server_address[1]}/metrics")
         return subprocess.run(
             [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
