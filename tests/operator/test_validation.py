@@ -156,3 +156,12 @@ def test_an_integer_beyond_64_bits_is_a_problem_not_a_crash() -> None:
     (problem,) = validation.validate(doc)
     assert problem.field == "spec.training.hyperparameters.units"
     assert "64 bits" in problem.message
+
+
+def test_the_manifest_in_docs_resource_md_is_valid() -> None:
+    """The overview in docs/resource.md stays true to the CRD."""
+    text = (REPO / "docs" / "resource.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    manifest = validation.check(yaml.safe_load(block), "docs/resource.md")
+    assert manifest.spec.resources.gpus == 1
+    assert manifest.spec.checkpoint.claim_size == "10Gi"
