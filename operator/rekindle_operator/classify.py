@@ -51,9 +51,10 @@ POD_REASONS: Final[dict[str, Cause]] = {
     "Shutdown": Cause.NODE_LOST,
     "NodeShutdown": Cause.NODE_LOST,
     "Terminated": Cause.NODE_LOST,
-    "UnexpectedAdmissionError": Cause.EVICTED,
-    "NodeAffinity": Cause.EVICTED,
 }
+# Not disruptions: a node's admission rejections (UnexpectedAdmissionError, NodeAffinity,
+# OutOf<resource>) would come back at once if restarted at once, so they are crashes
+# without an exit code, restarted after a backoff and counted.
 #: Container ``waiting.reason`` values that end an attempt before the trainer runs.
 WAITING_REASONS: Final[dict[str, Cause]] = {
     "ErrImagePull": Cause.IMAGE_PULL_ERROR,
@@ -365,10 +366,11 @@ def _terminated(
             progress=progress,
         )
     if code is None:
+        why = ": ".join(str(p) for p in (status.get("reason"), status.get("message")) if p)
         return AttemptEnd(
             attempt=attempt,
             cause=Cause.CRASHED,
-            message=f"pod {status.get('phase')} without an exit code: {status.get('message', '')}",
+            message=f"pod {status.get('phase')} without an exit code" + (f": {why}" if why else ""),
             progress=progress,
         )
     return AttemptEnd(

@@ -145,3 +145,16 @@ def test_the_termination_message_progress_is_carried() -> None:
         best_epoch=2,
         lost_steps=4,
     )
+
+
+def test_a_pod_the_node_refused_is_a_counted_crash_not_a_free_restart() -> None:
+    """Admission errors recur at once on the same node: they must back off."""
+    rejected = pod(phase="Failed", pod_reason=("UnexpectedAdmissionError", "Allocate failed"))
+    rejected["status"]["containerStatuses"] = []
+    observed = _classify(rejected)
+    assert isinstance(observed, AttemptEnd)
+    assert observed.cause is Cause.CRASHED
+    assert observed.exit_code is None
+    assert observed.message == (
+        "pod Failed without an exit code: UnexpectedAdmissionError: Allocate failed"
+    )
