@@ -172,6 +172,11 @@ async def _act(
     """Carry out ``decision``; the decision to record (another one if the start failed)."""
     action = decision.action
     meta = job["metadata"]
+    if isinstance(observed, classify.AttemptEnd) and pod is not None and _holds_node(pod):
+        # Over, yet still on its node (image pull or config error, pending timeout): the
+        # pod would keep its GPUs reserved, so it goes before any replacement comes.
+        await _delete_pod(ctx, pod, spec)
+        logger.info("Deleted pod %s: attempt ended (%s)", pod["metadata"]["name"], observed.cause)
     if action in (engine.Action.START, engine.Action.RESTART):
         problem = await _start_attempt(ctx, job, spec, decision.attempt)
         if problem is not None:
@@ -230,6 +235,26 @@ async def _start_attempt(
     return None
 
 
+def _holds_node(pod: Mapping[str, Any]) -> bool:
+    """Whether a pod still runs or waits (not terminal, not already being deleted)."""
+    phase = (pod.get("status") or {}).get("phase")
+    deleting = pod.get("metadata", {}).get("deletionTimestamp")
+    return phase not in ("Succeeded", "Failed") and not deleting
+
+
+async def _delete_pod(
+    ctx: OperatorContext, pod: Mapping[str, Any], spec: specs.TrainingJobSpec
+) -> None:
+    """Delete a pod gracefully (its trainer gets SIGTERM and the spec's grace period)."""
+    meta = pod["metadata"]
+    await ctx.api.delete(
+        kubeapi.PODS,
+        meta["namespace"],
+        meta["name"],
+        grace_period_seconds=spec.termination_grace_period_seconds,
+    )
+
+
 async def _stop_pod(
     ctx: OperatorContext, pod: Mapping[str, Any], spec: specs.TrainingJobSpec, why: str
 ) -> None:
@@ -240,12 +265,7 @@ async def _stop_pod(
         patch = {"metadata": {"annotations": {classify.STOP_ANNOTATION: why}}}
         await ctx.api.merge_patch(kubeapi.PODS, meta["namespace"], meta["name"], patch)
     if not meta.get("deletionTimestamp"):
-        await ctx.api.delete(
-            kubeapi.PODS,
-            meta["namespace"],
-            meta["name"],
-            grace_period_seconds=spec.termination_grace_period_seconds,
-        )
+        await _delete_pod(ctx, pod, spec)
 
 
 async def _write_status(

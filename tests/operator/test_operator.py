@@ -1,0 +1,635 @@
+"""The real ``rekindle operator`` process against the emulated cluster (``tests/kube``).
+
+:class:`OperatorProcess` runs ``python -m rekindle_operator.cli operator …``
+with ``KUBECONFIG`` pointing at a :class:`tests.kube.cluster.Cluster`, waits
+for kopf's liveness endpoint, and stops it with SIGTERM or kills it with
+SIGKILL (an operator lost with its node). The helpers below make pods end the
+way a kubelet would report it, by writing the pod's status, so each way an
+attempt can end is reproduced exactly; the process kubelet's own end-to-end
+runs are the e2e suite's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rekindle_operator import pods, trainer_config
+from rekindle_operator import spec as specs
+from rekindle_trainer import contract
+from tests.kube.cluster import Cluster
+from tests.kube.kopf_process import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+CRD = REPO / "charts" / "rekindle" / "crds" / "trainingjobs.rekindle.dev.yaml"
+PEERING_CRDS = REPO / "charts" / "rekindle" / "crds" / "kopf-peering.yaml"
+
+
+class OperatorProcess:
+    """One ``rekindle operator`` subprocess (through ``cli.main``, as the console script runs)."""
+
+    def __init__(self, cluster: Cluster, log: Path, args: Sequence[str] = ("-A", "--standalone")):
+        self.metrics_port = free_port()
+        self.liveness_port = free_port()
+        self.argv = [
+            sys.executable,
+            "-c",
+            "from rekindle_operator.cli import main; raise SystemExit(main())",
+            "operator",
+            *args,
+            "--metrics-port",
+            str(self.metrics_port),
+            "--liveness-port",
+            str(self.liveness_port),
+            "--log-format",
+            "plain",
+            "--verbose",
+        ]
+        self.env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, ready_timeout: float = 60) -> OperatorProcess:
+        """Start it and wait until its liveness endpoint answers."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                self.argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + ready_timeout
+        while True:
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                raise RuntimeError(f"the operator exited with {code}:\n{self.log_text()[-4000:]}")
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                if self.get("liveness", "/healthz")[0] == 200:
+                    return self
+            if time.monotonic() > deadline:
+                self.kill()
+                raise TimeoutError(f"not ready in {ready_timeout}s:\n{self.log_text()[-4000:]}")
+            time.sleep(0.1)
+
+    def get(self, which: str, path: str) -> tuple[int, str]:
+        """GET ``path`` on the metrics or liveness port: (status, body)."""
+        port = self.metrics_port if which == "metrics" else self.liveness_port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+
+    def log_text(self) -> str:
+        """Everything the process printed so far."""
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, timeout: float = 30) -> int | None:
+        """SIGTERM, then SIGKILL after ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return self.kill()
+
+    def kill(self) -> int | None:
+        """SIGKILL: no clean-up at all."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.kill()
+        return self.process.wait()
+
+
+def stop_cluster(cluster: Cluster) -> None:
+    """Stop the emulated cluster; a server that cannot close a watch stream only warns.
+
+    The emulator sometimes cannot finish a watch handler cancelled at shutdown
+    (``asyncio.wait_for`` on Python 3.11); that says nothing about the operator.
+    """
+    try:
+        cluster.stop(timeout=10)
+    except TimeoutError as exc:
+        warnings.warn(f"emulated cluster did not stop cleanly: {exc}", stacklevel=2)
+
+
+def install_crds(cluster: Cluster, *, peering: bool = False) -> None:
+    """Declare the TrainingJob CRD (and kopf's peering CRDs) in the emulated cluster."""
+    cluster.create(yaml.safe_load(CRD.read_text()))
+    if peering:
+        for doc in yaml.safe_load_all(PEERING_CRDS.read_text()):
+            if doc:
+                cluster.create(doc)
+
+
+def training_job(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
+    """A TrainingJob manifest with a small valid spec, ``spec`` merged over it."""
+    body: dict[str, Any] = {
+        "image": "ghcr.io/rekindle-dev/trainer:0.1.0",
+        "entrypoint": "rekindle_trainer.examples.digits:build",
+        "training": {"epochs": 10},
+        "restartPolicy": {"backoff": {"initialSeconds": 1, "maxSeconds": 1}},
+    }
+    body.update(spec)
+    return {
+        "apiVersion": "rekindle.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": body,
+    }
+
+
+def terminated(
+    exit_code: int,
+    *,
+    message: contract.TerminationMessage | None = None,
+    reason: str = "Error",
+    pod_reason: str | None = None,
+    conditions: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """A pod status whose trainer container terminated with ``exit_code``."""
+    state: dict[str, Any] = {"exitCode": exit_code, "reason": reason}
+    if message is not None:
+        state["message"] = message.to_json()
+    status: dict[str, Any] = {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "containerStatuses": [{"name": "trainer", "state": {"terminated": state}}],
+        "conditions": [dict(c) for c in conditions],
+    }
+    if pod_reason is not None:
+        status["reason"] = pod_reason
+    return status
+
+
+def waiting(reason: str, message: str = "") -> dict[str, Any]:
+    """A pod status whose trainer container waits (image pull and config errors)."""
+    return {
+        "phase": "Pending",
+        "containerStatuses": [
+            {"name": "trainer", "state": {"waiting": {"reason": reason, "message": message}}}
+        ],
+    }
+
+
+def end_pod(cluster: Cluster, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+    """Report a pod's state as its kubelet would: a write to its status."""
+    cluster.patch("pods", namespace, name, {"status": dict(status)}, subresource="status")
+
+
+def wait_status(
+    cluster: Cluster, namespace: str, name: str, want: Mapping[str, Any], timeout: float = 30
+) -> dict[str, Any]:
+    """Wait until the job's status holds every key of ``want`` with that value."""
+
+    def holds(obj: dict[str, Any]) -> bool:
+        status = obj.get("status") or {}
+        return all(status.get(k) == v for k, v in want.items())
+
+    return cluster.wait_for(
+        "trainingjobs", namespace, name, holds, timeout=timeout, what=f"status {dict(want)}"
+    )
+
+
+def condition(job: Mapping[str, Any], type_: str) -> dict[str, Any] | None:
+    """The job's condition of ``type_``."""
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def event_reasons(cluster: Cluster, job: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(type, reason) of every event about ``job``, oldest first."""
+    return [(e["type"], e["reason"]) for e in cluster.events_for(job)]
+
+
+def wait_event(
+    cluster: Cluster, job: Mapping[str, Any], wanted: tuple[str, str], timeout: float = 10
+) -> list[tuple[str, str]]:
+    """Wait until an event (type, reason) about ``job`` exists (it follows the status write)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reasons = event_reasons(cluster, job)
+        if wanted in reasons:
+            return reasons
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no event {wanted} within {timeout}s; events: {reasons}")
+        time.sleep(0.05)
+
+
+def trainer_pods(cluster: Cluster, namespace: str, job: str) -> list[str]:
+    """Names of the pods that carry the job's label, sorted."""
+    pods = cluster.list("pods", namespace, f"rekindle.dev/job={job}")
+    return sorted(p["metadata"]["name"] for p in pods)
+
+
+# ---------------------------------------------------------------------------
+# One emulated cluster and one operator for the module; each test its own job.
+# ---------------------------------------------------------------------------
+
+NS = "ml"
+Outcome = contract.Outcome
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        cluster.ensure_namespace(NS)
+        install_crds(cluster)
+        yield cluster
+    finally:
+        stop_cluster(cluster)
+
+
+@pytest.fixture(scope="module")
+def operator(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log").start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(f"--- operator log ---\n{process.log_text()[-30000:]}")
+
+
+def start_job(cluster: Cluster, name: str, **spec: Any) -> dict[str, Any]:
+    """Create a job and wait for its first pod."""
+    cluster.create(training_job(name, NS, **spec))
+    cluster.wait_for("pods", NS, f"{name}-1", lambda _: True, what="the first pod")
+    return cluster.get("trainingjobs", NS, name)
+
+
+@dataclass(frozen=True)
+class EndCase:
+    """One way an attempt can end, and what the operator must write for it."""
+
+    name: str
+    pod_status: dict[str, Any] | None  # None: the pod is deleted by someone else
+    phase: str
+    reason: str
+    event: tuple[str, str]
+    restarts: dict[str, Any] | None = None
+    spec: dict[str, Any] = field(default_factory=dict)
+    #: The ended pod still held its node, so the operator deleted it.
+    pod_removed: bool = False
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+END_CASES = [
+    EndCase(
+        "completed",
+        terminated(0, message=contract.TerminationMessage(Outcome.COMPLETED, epoch=10, step=400)),
+        phase="Succeeded",
+        reason="Completed",
+        event=("Normal", "Completed"),
+        status={"currentEpoch": 10, "currentStep": 400},
+    ),
+    EndCase(
+        "early-stopped",
+        terminated(
+            0,
+            message=contract.TerminationMessage(
+                Outcome.EARLY_STOPPED,
+                epoch=6,
+                step=240,
+                best_metric=0.08,
+                monitor="val_loss",
+                best_epoch=4,
+                early_stop_epoch=6,
+                checkpoint="ckpt-000006-0000000240",
+            ),
+        ),
+        phase="Succeeded",
+        reason="EarlyStopped",
+        event=("Normal", "EarlyStopped"),
+        status={
+            "earlyStopEpoch": 6,
+            "bestMetric": {"name": "val_loss", "value": 0.08, "epoch": 4},
+            "latestCheckpoint": "ckpt-000006-0000000240",
+        },
+    ),
+    EndCase(
+        "invalid",
+        terminated(
+            2,
+            message=contract.TerminationMessage(
+                Outcome.INVALID, error="training.epochs: expected an integer"
+            ),
+        ),
+        phase="Failed",
+        reason="InvalidConfig",
+        event=("Warning", "Failed"),
+    ),
+    EndCase(
+        "preempted",
+        terminated(143, message=contract.TerminationMessage(Outcome.PREEMPTED, epoch=3, step=120)),
+        phase="Pending",
+        reason="AttemptStarted",
+        event=("Normal", "Restarting"),
+        restarts={"total": 1, "failures": 0, "disruptions": 1, "byCause": {"Preempted": 1}},
+        status={"attempt": 2, "currentEpoch": 3},
+    ),
+    EndCase(
+        "evicted",
+        terminated(
+            137,
+            conditions=[
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "EvictionByEvictionAPI",
+                    "message": "Eviction API: evicting",
+                }
+            ],
+        ),
+        phase="Pending",
+        reason="AttemptStarted",
+        event=("Normal", "Restarting"),
+        restarts={"total": 1, "failures": 0, "disruptions": 1, "byCause": {"Evicted": 1}},
+    ),
+    EndCase(
+        "node-lost",
+        terminated(137, pod_reason="NodeLost"),
+        phase="Pending",
+        reason="AttemptStarted",
+        event=("Normal", "Restarting"),
+        restarts={"total": 1, "failures": 0, "disruptions": 1, "byCause": {"NodeLost": 1}},
+    ),
+    EndCase(
+        "deleted",
+        None,
+        phase="Pending",
+        reason="AttemptStarted",
+        event=("Normal", "Restarting"),
+        restarts={"total": 1, "failures": 0, "disruptions": 1, "byCause": {"Deleted": 1}},
+    ),
+    EndCase(
+        "crashed",
+        terminated(1, message=contract.TerminationMessage(Outcome.FAILED, error="boom")),
+        phase="Pending",
+        reason="AttemptStarted",
+        event=("Warning", "Restarting"),
+        restarts={"total": 1, "failures": 1, "disruptions": 0, "byCause": {"Crashed": 1}},
+    ),
+    EndCase(
+        "oom-killed",
+        terminated(137, reason="OOMKilled"),
+        phase="Pending",
+        reason="AttemptStarted",
+        event=("Warning", "Restarting"),
+        restarts={"total": 1, "failures": 1, "disruptions": 0, "byCause": {"OOMKilled": 1}},
+    ),
+    EndCase(
+        "image-pull",
+        waiting("ImagePullBackOff", "Back-off pulling image"),
+        phase="Pending",
+        reason="AttemptStarted",
+        event=("Warning", "Restarting"),
+        restarts={"total": 1, "failures": 1, "disruptions": 0, "byCause": {"ImagePullError": 1}},
+        pod_removed=True,
+    ),
+    EndCase(
+        "config-error",
+        waiting("CreateContainerConfigError", 'secret "wandb" not found'),
+        phase="Pending",
+        reason="AttemptStarted",
+        event=("Warning", "Restarting"),
+        restarts={"total": 1, "failures": 1, "disruptions": 0, "byCause": {"ConfigError": 1}},
+        pod_removed=True,
+    ),
+    EndCase(
+        "max-restarts",
+        terminated(1),
+        phase="Failed",
+        reason="MaxRestartsExceeded",
+        event=("Warning", "Failed"),
+        spec={"restartPolicy": {"maxRestarts": 0}},
+    ),
+    EndCase(
+        "max-disruptions",
+        terminated(143),
+        phase="Failed",
+        reason="MaxDisruptionsExceeded",
+        event=("Warning", "Failed"),
+        spec={"restartPolicy": {"maxDisruptions": 0}},
+    ),
+]
+
+#: The condition that is True in each phase (Pending: none; Running is False).
+PHASE_CONDITION = {"Succeeded": "Succeeded", "Failed": "Failed", "Pending": None}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", END_CASES, ids=[c.name for c in END_CASES])
+def test_each_way_an_attempt_ends_is_written_to_status_conditions_and_events(
+    cluster: Cluster, operator: OperatorProcess, case: EndCase
+) -> None:
+    name = f"end-{case.name}"
+    start_job(cluster, name, **case.spec)
+    if case.pod_status is None:
+        cluster.delete("pods", NS, f"{name}-1")
+    else:
+        end_pod(cluster, NS, f"{name}-1", case.pod_status)
+    restarted = case.restarts is not None
+    want = {"phase": case.phase, "reason": case.reason, **case.status}
+    if restarted:
+        want["attempt"] = 2
+    job = wait_status(cluster, NS, name, want)
+    status = job["status"]
+    if restarted:
+        assert status["restarts"] == case.restarts
+        kept = case.pod_status is not None and not case.pod_removed
+        expected = [f"{name}-1", f"{name}-2"] if kept else [f"{name}-2"]
+        assert trainer_pods(cluster, NS, name) == expected
+        assert status["lastAttemptEnd"]["attempt"] == 1
+    else:
+        assert cluster.find("pods", NS, f"{name}-2") is None
+        assert status["completionTime"]
+        assert status["restarts"]["total"] == 0
+    wanted_condition = PHASE_CONDITION[case.phase]
+    if wanted_condition is not None:
+        cond = condition(job, wanted_condition)
+        assert cond is not None
+        assert (cond["status"], cond["reason"]) == ("True", case.reason)
+    running = condition(job, "Running")
+    assert running is not None
+    assert running["status"] == "False"
+    reasons = wait_event(cluster, job, case.event)
+    assert reasons[0] == ("Normal", "AttemptStarted")
+    if case.event[1] in ("Completed", "EarlyStopped", "Failed"):
+        assert reasons[-1] == case.event
+
+
+# ---------------------------------------------------------------------------
+# What the operator creates, as stored by the API server.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_created_pod_carries_every_field_the_builder_sets(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    overlay = {
+        "resources": {"gpus": 2, "requests": {"cpu": "4"}, "limits": {"memory": "16Gi"}},
+        "template": {
+            "metadata": {"labels": {"team": "vision"}, "annotations": {"note": "x"}},
+            "nodeSelector": {"gpu": "a100"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+            "priorityClassName": "training",
+            "env": [{"name": "A", "value": "1"}],
+        },
+        "terminationGracePeriodSeconds": 300,
+    }
+    job = start_job(cluster, "fields", **overlay)
+    stored = cluster.get("pods", NS, "fields-1")
+    spec = specs.parse_spec(job["spec"])
+    built = pods.build_pod(job, spec, 1, trainer_config.project(spec))
+    for key, value in built["metadata"].items():
+        assert stored["metadata"][key] == value, key
+    for key, value in built["spec"].items():
+        if key != "containers":
+            assert stored["spec"][key] == value, key
+    [container] = stored["spec"]["containers"]
+    for key, value in built["spec"]["containers"][0].items():
+        assert container[key] == value, key
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == 2
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert stored["spec"]["automountServiceAccountToken"] is False
+
+
+@pytest.mark.slow
+def test_checkpoint_claim_is_created_and_owned_unless_named_or_retained(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    owned = start_job(cluster, "claim-owned", checkpoint={"size": "2Gi"})
+    claim = cluster.get("persistentvolumeclaims", NS, "claim-owned-checkpoints")
+    assert claim["spec"]["resources"]["requests"]["storage"] == "2Gi"
+    [ref] = claim["metadata"]["ownerReferences"]
+    assert ref["uid"] == owned["metadata"]["uid"]
+
+    start_job(cluster, "claim-kept", checkpoint={"retainVolume": True})
+    kept = cluster.get("persistentvolumeclaims", NS, "claim-kept-checkpoints")
+    assert "ownerReferences" not in kept["metadata"]
+
+    start_job(cluster, "claim-named", checkpoint={"volumeClaimName": "team-ckpt"})
+    assert cluster.find("persistentvolumeclaims", NS, "claim-named-checkpoints") is None
+    assert cluster.find("persistentvolumeclaims", NS, "team-ckpt") is None
+    pod = cluster.get("pods", NS, "claim-named-1")
+    assert pod["spec"]["volumes"][0]["persistentVolumeClaim"] == {"claimName": "team-ckpt"}
+
+
+# ---------------------------------------------------------------------------
+# Suspension, deadline, TTL, bad specs, foreign pods.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_suspend_stops_the_pod_and_resume_starts_the_next_attempt(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    start_job(cluster, "pause")
+    cluster.patch("trainingjobs", NS, "pause", {"spec": {"suspend": True}})
+    cluster.wait_gone("pods", NS, "pause-1")
+    job = wait_status(cluster, NS, "pause", {"phase": "Suspended", "reason": "Suspended"})
+    cond = condition(job, "Suspended")
+    assert cond is not None
+    assert cond["status"] == "True"
+    assert job["status"]["restarts"]["total"] == 0  # a stop on purpose is no disruption
+    wait_event(cluster, job, ("Normal", "Suspended"))
+
+    cluster.patch("trainingjobs", NS, "pause", {"spec": {"suspend": False}})
+    cluster.wait_for("pods", NS, "pause-2", lambda _: True, what="the resumed attempt")
+    job = wait_status(cluster, NS, "pause", {"phase": "Pending", "attempt": 2})
+    assert job["status"]["restarts"]["total"] == 0
+    wait_event(cluster, job, ("Normal", "Resumed"))
+
+
+@pytest.mark.slow
+def test_deadline_fails_the_job_and_stops_its_pod(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    start_job(cluster, "late", activeDeadlineSeconds=2)
+    job = wait_status(cluster, NS, "late", {"phase": "Failed", "reason": "DeadlineExceeded"})
+    cluster.wait_gone("pods", NS, "late-1")
+    wait_event(cluster, job, ("Warning", "Failed"))
+
+
+@pytest.mark.slow
+def test_ttl_after_finished_deletes_the_job(cluster: Cluster, operator: OperatorProcess) -> None:
+    start_job(cluster, "short-lived", ttlSecondsAfterFinished=1)
+    end_pod(cluster, NS, "short-lived-1", terminated(0))
+    cluster.wait_gone("trainingjobs", NS, "short-lived", timeout=30)
+
+
+@pytest.mark.slow
+def test_a_template_the_operator_cannot_honour_fails_the_job_with_the_fix(
+    cluster: Cluster, operator: OperatorProcess
+) -> None:
+    bad_env = {"env": [{"name": "REKINDLE_ATTEMPT", "value": "7"}]}
+    cluster.create(training_job("clash", NS, template=bad_env))
+    job = wait_status(cluster, NS, "clash", {"phase": "Failed", "reason": "InvalidConfig"})
+    assert "spec.template.env[0].name" in job["status"]["message"]
+    assert cluster.find("pods", NS, "clash-1") is None
+
+
+@pytest.mark.slow
+def test_pods_it_does_not_own_are_ignored(cluster: Cluster, operator: OperatorProcess) -> None:
+    stranger = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": "mine-1",
+            "namespace": NS,
+            "labels": {"app.kubernetes.io/name": "rekindle-trainer", "rekindle.dev/job": "mine"},
+        },
+        "spec": {"containers": [{"name": "trainer", "image": "busybox"}]},
+    }
+    cluster.create(stranger)
+    cluster.create(training_job("mine", NS))
+    job = wait_status(cluster, NS, "mine", {"phase": "Failed", "reason": "InvalidConfig"})
+    assert "not owned by this TrainingJob" in job["status"]["message"]
+    end_pod(cluster, NS, "mine-1", terminated(1))
+    time.sleep(1)
+    assert cluster.get("trainingjobs", NS, "mine")["status"]["restarts"]["total"] == 0
+    assert cluster.find("pods", NS, "mine-2") is None
+    assert cluster.find("pods", NS, "mine-1") is not None  # never deleted by the operator
+
+
+# ---------------------------------------------------------------------------
+# Metrics and liveness.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_metrics_and_liveness_are_served(cluster: Cluster, operator: OperatorProcess) -> None:
+    start_job(cluster, "counted")
+    end_pod(cluster, NS, "counted-1", terminated(143))
+    wait_status(cluster, NS, "counted", {"attempt": 2})
+    from rekindle_operator import metric_names
+
+    restarted = f'{metric_names.RESTARTS}{{cause="Preempted",namespace="{NS}"}} 1.0'
+    deadline = time.monotonic() + 10
+    while True:  # the counter moves just after the status is written
+        code, text = operator.get("metrics", "/metrics")
+        if restarted in text or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert code == 200
+    assert restarted in text
+    for name in metric_names.OPERATOR_METRICS:
+        assert f"# TYPE {name.removesuffix('_total')}" in text, name
+    assert f'{metric_names.JOBS}{{namespace="{NS}",phase="Pending"}}' in text
+    assert operator.get("liveness", "/healthz")[0] == 200
