@@ -39,6 +39,7 @@ def schema(
     minimum: float | None = None,
     maximum: float | None = None,
     pattern: str | None = None,
+    accepts: str | None = None,
     required: bool = False,
     schema_default: bool = True,
 ) -> dict[str, Any]:
@@ -51,6 +52,7 @@ def schema(
         minimum: smallest value accepted (numbers).
         maximum: largest value accepted (numbers).
         pattern: regular expression a whole string must match.
+        accepts: what ``pattern`` accepts, for a person ("a quantity such as 10Gi").
         required: the key must be present (give the field no default).
         schema_default: whether the CRD declares the field's default too
             (False when Rekindle applies it, e.g. because a CEL rule must see
@@ -61,6 +63,7 @@ def schema(
         "minimum": minimum,
         "maximum": maximum,
         "pattern": pattern,
+        "accepts": accepts,
         "required": required,
         "schema_default": schema_default,
     }
@@ -190,7 +193,8 @@ def _convert(tp: Any, raw: Any, where: str, meta: Mapping[str, Any], problems: l
             return raw
         pattern = meta.get("pattern")
         if pattern and not re.fullmatch(pattern, raw):
-            problems.append(f"{where}: {raw!r} does not match {pattern}")
+            accepted = meta.get("accepts") or f"a string matching {pattern}"
+            problems.append(f"{where}: expected {accepted}, got {raw!r}")
         return raw
     raise TypeError(f"{where}: unsupported field type {tp!r}")  # a programming error
 

@@ -78,7 +78,10 @@ class Checkpoint:
 
     volume_claim_name: str | None = field(default=None, metadata=schema("volumeClaimName"))
     #: None means "create a claim of :data:`DEFAULT_VOLUME_SIZE`" unless a claim is named.
-    size: str | None = field(default=None, metadata=schema("size", pattern=QUANTITY_PATTERN))
+    size: str | None = field(
+        default=None,
+        metadata=schema("size", pattern=QUANTITY_PATTERN, accepts="a quantity such as 10Gi"),
+    )
     storage_class_name: str | None = field(default=None, metadata=schema("storageClassName"))
     retain_volume: bool = field(default=False, metadata=schema("retainVolume"))
     every_epochs: int = field(
@@ -104,7 +107,10 @@ class EarlyStopping:
     """Every ``keras.callbacks.EarlyStopping`` parameter, in camelCase."""
 
     enabled: bool = field(default=True, metadata=schema("enabled"))
-    monitor: str = field(default="val_loss", metadata=schema("monitor", pattern=r".+"))
+    monitor: str = field(
+        default="val_loss",
+        metadata=schema("monitor", pattern=r".+", accepts="a metric name such as val_loss"),
+    )
     min_delta: float = field(default=0.0, metadata=schema("minDelta", minimum=0))
     patience: int = field(default=0, metadata=schema("patience", minimum=0, maximum=1_000_000))
     mode: EarlyStoppingMode = field(default=EarlyStoppingMode.AUTO, metadata=schema("mode"))
@@ -175,9 +181,16 @@ class PodTemplate:
 class TrainingJobSpec:
     """``spec`` of a TrainingJob."""
 
-    image: str = field(metadata=schema("image", required=True, pattern=r"\S+"))
+    image: str = field(
+        metadata=schema("image", required=True, pattern=r"\S+", accepts="an image reference")
+    )
     entrypoint: str | None = field(
-        default=None, metadata=schema("entrypoint", pattern=ENTRYPOINT_PATTERN)
+        default=None,
+        metadata=schema(
+            "entrypoint",
+            pattern=ENTRYPOINT_PATTERN,
+            accepts="module:function, e.g. rekindle_trainer.examples.digits:build",
+        ),
     )
     command: tuple[str, ...] | None = field(default=None, metadata=schema("command"))
     args: tuple[str, ...] | None = field(default=None, metadata=schema("args"))

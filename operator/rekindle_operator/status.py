@@ -22,7 +22,11 @@ class Condition:
     """One ``metav1.Condition``; ``lastTransitionTime`` changes only when ``status`` flips."""
 
     type: str = field(metadata=schema("type", required=True))
-    status: str = field(metadata=schema("status", required=True, pattern=r"True|False|Unknown"))
+    status: str = field(
+        metadata=schema(
+            "status", required=True, pattern=r"True|False|Unknown", accepts="True, False or Unknown"
+        )
+    )
     reason: str = field(metadata=schema("reason", required=True))
     message: str = field(default="", metadata=schema("message"))
     last_transition_time: datetime = field(metadata=schema("lastTransitionTime", required=True))

@@ -259,7 +259,8 @@ def test_typed_defaults_equal_the_api_servers_defaults(raw: dict[str, Any]) -> N
         ),
         (
             {"image": "t", "entrypoint": "x", "training": {"epochs": 2}},
-            "spec.entrypoint: 'x' does not match",
+            "spec.entrypoint: expected module:function, e.g. "
+            "rekindle_trainer.examples.digits:build, got 'x'",
         ),
     ],
 )
