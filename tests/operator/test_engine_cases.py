@@ -90,13 +90,7 @@ def test_row_names_are_unique_and_explained() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=_ids(CASES))
 def test_each_rows_documents_are_valid_trainingjobs(case: EngineCase) -> None:
-    manifest = {
-        "apiVersion": "rekindle.dev/v1alpha1",
-        "kind": "TrainingJob",
-        "metadata": {"name": engine_cases.JOB},
-        "spec": case.spec_document,
-        "status": case.before,
-    }
+    manifest = case.manifest(engine_cases.JOB)
     assert validation.validate(manifest) == []
     decision = engine.decide(case.spec, case.status, case.observed, case.now)
     manifest["status"] = status.to_document(decision.status)

@@ -172,6 +172,19 @@ class EngineCase:
         """The row's parsed status before."""
         return status.parse_status(self.before)
 
+    def manifest(self, name: str = "digits", namespace: str = "default") -> dict[str, Any]:
+        """The row's TrainingJob (spec and status before), ready to store in an API."""
+        meta: dict[str, Any] = {"name": name, "namespace": namespace}
+        if self.generation is not None:
+            meta["generation"] = self.generation
+        return {
+            "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
+            "kind": spec.KIND,
+            "metadata": meta,
+            "spec": self.spec_document,
+            "status": copy.deepcopy(self.before),
+        }
+
     @property
     def observed(self) -> Observation:
         """What the engine is told."""
