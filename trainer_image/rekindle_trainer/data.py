@@ -58,7 +58,9 @@ class ArraySource:
         self.seed = seed
         one_pass = math.ceil(self.size / batch_size)
         self.steps_per_epoch = steps_per_epoch or one_pass
-        self.passes = math.ceil(self.steps_per_epoch * batch_size / self.size)
+        self.passes = (
+            1 if steps_per_epoch is None else math.ceil(steps_per_epoch * batch_size / self.size)
+        )
         self.replayable = True
 
     def _epoch_batches(self, epoch: tf.Tensor) -> tf.data.Dataset:
