@@ -1,16 +1,21 @@
-"""A real Prometheus scrapes a real trainer run; every dashboard and alert query is evaluated.
+"""A real Prometheus scrapes a real trainer run and the real operator; every query is evaluated.
 
 The trainer is ``rekindle-train`` itself (two attempts of one job: the first
 is SIGKILLed after epoch 3 with its newest checkpoint at epoch 2, the second
-resumes and stops early). The operator side is the operator's own
-:class:`~rekindle_operator.operator_metrics.OperatorMetrics` served by its own
-``serve()``, fed by this test the way the reconciler feeds it (no Kubernetes
-API here). Prometheus scrapes both through configurations translated from the
-chart's rendered PodMonitor and ServiceMonitor, so the labels every query
-relies on come from the chart's relabeling. Then each panel, annotation,
-variable and alert expression is evaluated at a moment when the second
-attempt had just stopped early, and must return series with the labels its
-legend and grouping name.
+resumes and stops early). The operator is the real ``rekindle operator``
+process against the emulated Kubernetes API of ``tests/kube``: it creates the
+job's pods, and this test reports each pod's end the way a kubelet would (the
+first lost with its node, the second finished with the real trainer's
+termination message), so every operator metric comes from the operator's own
+reconciles. A second job fails with an invalid configuration.
+
+Prometheus scrapes both through configurations translated from the chart's
+rendered PodMonitor and ServiceMonitor, so the labels every query relies on
+come from the chart's relabeling. Then each panel, annotation, variable and
+alert expression is evaluated (trainer queries while the second attempt
+lingered after its early stop, operator queries once the operator recorded the
+job's success) and must return series with the labels its legend and grouping
+name.
 """
 
 from __future__ import annotations
@@ -30,16 +35,27 @@ from typing import Any
 
 import pytest
 
-from rekindle_operator.operator_metrics import OperatorMetrics
 from rekindle_trainer import contract
 from tests.chart import promserver
 from tests.chart import queries as q
 from tests.chart import rendering as r
+from tests.kube.cluster import Cluster
+from tests.operator.test_operator import (
+    OperatorProcess,
+    end_pod,
+    install_crds,
+    stop_cluster,
+    terminated,
+    training_job,
+    wait_status,
+)
 from tests.support.deps import REPO_ROOT, need_tool
 
 NAMESPACE = "ml"
 JOB = "digits"
 OPERATOR_POD = "rk-rekindle-5d9c7-abcde"
+#: Panels that stay empty while the operator makes no failed API call.
+EMPTY_WHEN_HEALTHY = {"Kubernetes API errors"}
 #: What Grafana would put in for its interval macros over a short time range.
 MACROS = {"$__rate_interval": "5m", "$__interval": "1m"}
 EPOCHS = 40
@@ -70,6 +86,8 @@ class Run:
     #: After the operator recorded the job's success (the trainer is gone by then).
     at_operator: float
     start: float
+    #: The operator's /metrics text at the end (families without series show only here).
+    operator_exposition: str = ""
     trainer_logs: list[Path] = field(default_factory=list)
 
 
@@ -121,16 +139,36 @@ def _wait_progress(path: Path, process: subprocess.Popen[bytes], kind: str, epoc
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """Prometheus, the operator's metrics and two trainer attempts; yields once it stopped early."""
+    """Cluster, operator, Prometheus and two trainer attempts; yields once the job succeeded."""
     binary = need_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus-scrape")
     objs = r.objects(
         r.merge(r.ALL_ON, {"monitoring": {"prometheusRule": {"restartStorm": {"restarts": 1}}}})
     )
+    ports = {1: promserver.free_port(), 2: promserver.free_port()}
+    cluster = Cluster(workdir / "cluster").start()
+    try:
+        cluster.ensure_namespace(NAMESPACE)
+        install_crds(cluster)
+        operator = OperatorProcess(cluster, workdir / "operator.log")
+        jobs = _scrape_jobs(objs, operator.metrics_port, ports)
+        with promserver.prometheus(binary, workdir, jobs) as prom:
+            operator.start()
+            try:
+                run = _scenario(prom, workdir, cluster, ports)
+                run.operator_exposition = operator.get("metrics", "/metrics")[1]
+                yield run
+            finally:
+                operator.stop()
+                print(f"--- operator log ---\n{operator.log_text()[-20000:]}")
+    finally:
+        stop_cluster(cluster)
 
-    metrics = OperatorMetrics()
-    operator_port = promserver.free_port()
-    metrics.serve(operator_port, addr="127.0.0.1")
+
+def _scrape_jobs(
+    objs: list[dict[str, Any]], operator_port: int, ports: dict[int, int]
+) -> list[dict[str, Any]]:
+    """Scrape configs from the chart's monitors for the operator and both trainer attempts."""
     deployment = r.one(objs, "Deployment")
     operator_pod = promserver.PodTarget(
         operator_port,
@@ -139,57 +177,62 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         deployment["spec"]["template"]["metadata"]["labels"],
         container="operator",
     )
-    ports = {1: promserver.free_port(), 2: promserver.free_port()}
     trainers = [
-        promserver.PodTarget(ports[a], NAMESPACE, f"{JOB}-attempt-{a}", _trainer_pod_labels(a))
-        for a in (1, 2)
+        promserver.PodTarget(port, NAMESPACE, f"{JOB}-{attempt}", _trainer_pod_labels(attempt))
+        for attempt, port in ports.items()
     ]
     jobs = promserver.pod_monitor_jobs(r.one(objs, "PodMonitor"), trainers, "1s")
-    jobs += promserver.service_monitor_jobs(
+    assert len(jobs[0]["static_configs"]) == 2, "the PodMonitor must select both trainer pods"
+    return jobs + promserver.service_monitor_jobs(
         r.one(objs, "ServiceMonitor"), r.one(objs, "Service"), operator_pod, "1s"
     )
-    assert len(jobs[0]["static_configs"]) == 2, "the PodMonitor must select both trainer pods"
 
-    with promserver.prometheus(binary, workdir, jobs) as prom:
-        start = time.time()
-        # Another job in the namespace already failed; this one starts.
-        metrics.set_phase(NAMESPACE, "broken", "Failed")
-        metrics.failures.labels(NAMESPACE, "RestartsExhausted").inc()
-        metrics.set_phase(NAMESPACE, JOB, "Running")
-        with metrics.reconcile_seconds.time():
-            time.sleep(0.01)
 
-        first, first_log = _start_trainer(workdir, 1, ports[1])
-        logs = [first_log]
-        try:
-            _wait_progress(workdir / "progress-1.jsonl", first, "epoch_end", 3)
-            prom.wait_for(f'rekindle_trainer_epoch{{rekindle_job="{JOB}", attempt="1"}} >= 3', 30)
-            first.send_signal(signal.SIGKILL)  # the node is lost mid-run
-            first.wait(timeout=30)
-            ended = time.monotonic()
-            metrics.restarts.labels(NAMESPACE, "NodeLost").inc()
-            metrics.api_errors.labels("create", "pods", "409").inc()
-            second, second_log = _start_trainer(workdir, 2, ports[2])
-            metrics.reaction_seconds.observe(time.monotonic() - ended)
-            with metrics.reconcile_seconds.time():  # the reconcile that replaced the pod
-                time.sleep(0.02)
-            logs.append(second_log)
-            try:
-                prom.wait_for(f'rekindle_trainer_early_stop_epoch{{rekindle_job="{JOB}"}} > 0', 240)
-                at = time.time()
-                second.wait(timeout=120)
-                assert second.returncode == 0, second_log.read_text()[-3000:]
-            finally:
-                if second.poll() is None:
-                    second.kill()
-            metrics.set_phase(NAMESPACE, JOB, "Succeeded")
-            metrics.early_stops.labels(NAMESPACE).inc()
-            prom.wait_for(f'rekindle_operator_early_stops_total{{namespace="{NAMESPACE}"}}', 30)
-            at_operator = time.time()
-        finally:
-            if first.poll() is None:
-                first.kill()
-        yield Run(prom=prom, at=at, at_operator=at_operator, start=start, trainer_logs=logs)
+def _scenario(
+    prom: promserver.Prometheus, workdir: Path, cluster: Cluster, ports: dict[int, int]
+) -> Run:
+    """A failed job, then a job lost with its node, resumed and stopped early."""
+    start = time.time()
+    backoff = {"backoff": {"initialSeconds": 1, "maxSeconds": 1}}
+
+    # Another job in the namespace fails: its code cannot load.
+    cluster.create(training_job("broken", NAMESPACE, restartPolicy=backoff))
+    cluster.wait_for("pods", NAMESPACE, "broken-1", lambda _: True, what="the broken pod")
+    invalid = contract.TerminationMessage(contract.Outcome.INVALID, error="entrypoint: no module")
+    end_pod(cluster, NAMESPACE, "broken-1", terminated(2, message=invalid))
+    wait_status(cluster, NAMESPACE, "broken", {"phase": "Failed"})
+
+    cluster.create(training_job(JOB, NAMESPACE, training={"epochs": EPOCHS}, restartPolicy=backoff))
+    cluster.wait_for("pods", NAMESPACE, f"{JOB}-1", lambda _: True, what="the first pod")
+    first, first_log = _start_trainer(workdir, 1, ports[1])
+    logs = [first_log]
+    try:
+        _wait_progress(workdir / "progress-1.jsonl", first, "epoch_end", 3)
+        prom.wait_for(f'rekindle_trainer_epoch{{rekindle_job="{JOB}", attempt="1"}} >= 3', 30)
+        first.send_signal(signal.SIGKILL)  # the node is lost mid-run
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    end_pod(cluster, NAMESPACE, f"{JOB}-1", terminated(137, pod_reason="NodeLost"))
+    cluster.wait_for("pods", NAMESPACE, f"{JOB}-2", lambda _: True, what="the replacement pod")
+
+    second, second_log = _start_trainer(workdir, 2, ports[2])
+    logs.append(second_log)
+    try:
+        prom.wait_for(f'rekindle_trainer_early_stop_epoch{{rekindle_job="{JOB}"}} > 0', 240)
+        at = time.time()
+        second.wait(timeout=120)
+        assert second.returncode == 0, second_log.read_text()[-3000:]
+    finally:
+        if second.poll() is None:
+            second.kill()
+    message = contract.TerminationMessage.from_json((workdir / "termination-2.json").read_text())
+    assert message.outcome is contract.Outcome.EARLY_STOPPED
+    end_pod(cluster, NAMESPACE, f"{JOB}-2", terminated(0, message=message))
+    wait_status(cluster, NAMESPACE, JOB, {"phase": "Succeeded"})
+    prom.wait_for(f'rekindle_operator_early_stops_total{{namespace="{NAMESPACE}"}}', 30)
+    return Run(prom=prom, at=at, at_operator=time.time(), start=start, trainer_logs=logs)
 
 
 def _when(run: Run, expr: str) -> float:
@@ -231,6 +274,10 @@ def test_every_panel_query_returns_labelled_series(run: Run) -> None:
     assert panels
     for query in panels:
         result = run.prom.query(_expand(query.expr), at=_when(run, query.expr))
+        if not result and query.title in EMPTY_WHEN_HEALTHY:
+            for name in q.metric_names(query.expr):
+                assert f"# TYPE {name} " in run.operator_exposition, name
+            continue
         _check_series(query, result)
         values = [float(series["value"][1]) for series in result]
         assert any(math.isfinite(v) for v in values), f"{query.title!r}: only NaN/Inf {values}"
@@ -298,7 +345,9 @@ def test_every_metric_a_query_names_was_scraped(run: Run) -> None:
         for query in q.dashboard_queries() + q.alert_queries()
         for name in q.metric_names(query.expr)
     }
-    assert named <= scraped, f"named by queries but never scraped: {sorted(named - scraped)}"
+    declared = set(re.findall(r"^# TYPE (\S+) ", run.operator_exposition, re.MULTILINE))
+    missing = named - scraped - declared
+    assert not missing, f"named by queries but not exported: {sorted(missing)}"
 
 
 @pytest.mark.slow
