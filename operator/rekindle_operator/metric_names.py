@@ -11,7 +11,8 @@ from typing import Final
 #: Gauge, labels ``namespace``, ``phase``: TrainingJobs by phase.
 JOBS: Final = "rekindle_operator_jobs"
 #: Counter, labels ``namespace``, ``cause``: attempts replaced, by cause
-#: (Preempted, Evicted, NodeLost, OOMKilled, Crashed, ImagePullError, ConfigError, PendingTimeout).
+#: (Preempted, Evicted, NodeLost, Deleted, OOMKilled, Crashed, ImagePullError, ConfigError,
+#: PendingTimeout).
 RESTARTS: Final = "rekindle_operator_restarts_total"
 #: Counter, label ``namespace``: jobs that ended Succeeded by early stopping.
 EARLY_STOPS: Final = "rekindle_operator_early_stops_total"
