@@ -1,11 +1,12 @@
 """A real Prometheus (Debian's ``prometheus``) for tests, scraping local processes.
 
-Kubernetes service discovery needs a cluster, so targets are given as static
-configs that carry the same ``__meta_kubernetes_*`` labels discovery would
-set; the relabeling is the Prometheus Operator's defaults followed by the
-chart's own PodMonitor/ServiceMonitor relabelings, translated from the
-rendered objects. The labels the dashboard and alerts rely on therefore come
-out of the chart's real monitor configuration.
+Kubernetes service discovery needs a cluster, so targets are written to a
+``file_sd`` file (trainer pods, from the pod objects the operator created) or
+a static config (the operator) carrying the same ``__meta_kubernetes_*``
+labels discovery would set. The relabeling is the Prometheus Operator's
+defaults followed by the chart's own PodMonitor/ServiceMonitor relabelings,
+translated from the rendered objects, so the labels the dashboard and alerts
+rely on come out of the chart's real monitor configuration.
 """
 
 from __future__ import annotations
@@ -73,35 +74,28 @@ def _namespace_selected(selector: dict[str, Any], own: str, namespace: str) -> b
 
 
 def pod_monitor_jobs(
-    monitor: dict[str, Any], targets: list[PodTarget], interval: str
+    monitor: dict[str, Any], targets_file: Path, interval: str
 ) -> list[dict[str, Any]]:
-    """Scrape configs for the targets a rendered PodMonitor selects, one per endpoint."""
-    spec = monitor["spec"]
+    """Scrape configs for a rendered PodMonitor, one per endpoint, fed by a file of targets.
+
+    Prometheus re-reads ``targets_file`` when it changes, so a test adds pods
+    as the operator creates them (see :func:`pod_target_groups`).
+    """
     meta = monitor["metadata"]
-    selected = [
-        t
-        for t in targets
-        if _matches(spec["selector"], t.labels)
-        and _namespace_selected(spec.get("namespaceSelector", {}), meta["namespace"], t.namespace)
-    ]
     jobs = []
-    for index, endpoint in enumerate(spec["podMetricsEndpoints"]):
-        static = [
-            {
-                "targets": [f"127.0.0.1:{t.port}"],
-                "labels": {
-                    "__meta_kubernetes_namespace": t.namespace,
-                    "__meta_kubernetes_pod_name": t.pod,
-                    "__meta_kubernetes_pod_container_name": t.container,
-                    **{
-                        f"__meta_kubernetes_pod_label_{_meta_label(k)}": v
-                        for k, v in t.labels.items()
-                    },
-                },
-            }
-            for t in selected
-        ]
+    for index, endpoint in enumerate(monitor["spec"]["podMetricsEndpoints"]):
         defaults = [
+            # The Prometheus Operator scrapes running pods only.
+            {
+                "action": "drop",
+                "source_labels": ["__meta_kubernetes_pod_phase"],
+                "regex": "(Failed|Succeeded)",
+            },
+            {
+                "action": "keep",
+                "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+                "regex": endpoint["port"],
+            },
             {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
             {
                 "source_labels": ["__meta_kubernetes_pod_container_name"],
@@ -118,12 +112,65 @@ def pod_monitor_jobs(
                 "scrape_timeout": interval,
                 "metrics_path": endpoint.get("path", "/metrics"),
                 "honor_labels": bool(endpoint.get("honorLabels", False)),
-                "static_configs": static,
+                "file_sd_configs": [{"files": [str(targets_file)], "refresh_interval": "1s"}],
                 "relabel_configs": defaults
                 + [_relabeling(rule) for rule in endpoint.get("relabelings", [])],
             }
         )
     return jobs
+
+
+def pod_target_groups(
+    monitor: dict[str, Any], pods: list[dict[str, Any]], addresses: dict[str, int]
+) -> list[dict[str, Any]]:
+    """What Kubernetes discovery would give for ``pods`` that the PodMonitor selects.
+
+    One group per container port, with the ``__meta_kubernetes_pod_*`` labels
+    that discovery sets; the address is the local process standing in for the
+    pod (``addresses``: pod name -> port on 127.0.0.1).
+    """
+    spec = monitor["spec"]
+    groups = []
+    for pod in pods:
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        if not _matches(spec["selector"], labels):
+            continue
+        if not _namespace_selected(
+            spec.get("namespaceSelector", {}), monitor["metadata"]["namespace"], meta["namespace"]
+        ):
+            continue
+        for container in pod["spec"]["containers"]:
+            for port in container.get("ports") or []:
+                groups.append(
+                    {
+                        "targets": [f"127.0.0.1:{addresses[meta['name']]}"],
+                        "labels": {
+                            "__meta_kubernetes_namespace": meta["namespace"],
+                            "__meta_kubernetes_pod_name": meta["name"],
+                            "__meta_kubernetes_pod_phase": (pod.get("status") or {}).get(
+                                "phase", "Pending"
+                            ),
+                            "__meta_kubernetes_pod_container_name": container["name"],
+                            "__meta_kubernetes_pod_container_port_name": port.get("name", ""),
+                            "__meta_kubernetes_pod_container_port_number": str(
+                                port["containerPort"]
+                            ),
+                            **{
+                                f"__meta_kubernetes_pod_label_{_meta_label(k)}": v
+                                for k, v in labels.items()
+                            },
+                        },
+                    }
+                )
+    return groups
+
+
+def write_targets(path: Path, groups: list[dict[str, Any]]) -> None:
+    """Replace a file_sd targets file in one rename (Prometheus never reads half of it)."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(groups))
+    temporary.replace(path)
 
 
 def service_monitor_jobs(

@@ -91,15 +91,6 @@ class Run:
     trainer_logs: list[Path] = field(default_factory=list)
 
 
-def _trainer_pod_labels(attempt: int) -> dict[str, str]:
-    """The labels the operator puts on trainer pods (see the chart's PodMonitor)."""
-    return {
-        "app.kubernetes.io/name": "rekindle-trainer",
-        "rekindle.dev/job": JOB,
-        "rekindle.dev/attempt": str(attempt),
-    }
-
-
 def _start_trainer(workdir: Path, attempt: int, port: int) -> tuple[subprocess.Popen[bytes], Path]:
     """``rekindle-train`` for one attempt, configured through the contract's environment."""
     env = {
@@ -151,11 +142,14 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         cluster.ensure_namespace(NAMESPACE)
         install_crds(cluster)
         operator = OperatorProcess(cluster, workdir / "operator.log")
-        jobs = _scrape_jobs(objs, operator.metrics_port, ports)
+        targets = workdir / "trainer-targets.json"
+        promserver.write_targets(targets, [])
+        jobs = _scrape_jobs(objs, operator.metrics_port, targets)
         with promserver.prometheus(binary, workdir, jobs) as prom:
             operator.start()
             try:
-                run = _scenario(prom, workdir, cluster, ports)
+                monitor = r.one(objs, "PodMonitor")
+                run = _scenario(prom, workdir, cluster, ports, Discovery(monitor, targets, ports))
                 run.operator_exposition = operator.get("metrics", "/metrics")[1]
                 yield run
             finally:
@@ -166,9 +160,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 
 def _scrape_jobs(
-    objs: list[dict[str, Any]], operator_port: int, ports: dict[int, int]
+    objs: list[dict[str, Any]], operator_port: int, targets: Path
 ) -> list[dict[str, Any]]:
-    """Scrape configs from the chart's monitors for the operator and both trainer attempts."""
+    """Scrape configs from the chart's monitors: the operator, and trainer pods from ``targets``."""
     deployment = r.one(objs, "Deployment")
     operator_pod = promserver.PodTarget(
         operator_port,
@@ -177,19 +171,35 @@ def _scrape_jobs(
         deployment["spec"]["template"]["metadata"]["labels"],
         container="operator",
     )
-    trainers = [
-        promserver.PodTarget(port, NAMESPACE, f"{JOB}-{attempt}", _trainer_pod_labels(attempt))
-        for attempt, port in ports.items()
-    ]
-    jobs = promserver.pod_monitor_jobs(r.one(objs, "PodMonitor"), trainers, "1s")
-    assert len(jobs[0]["static_configs"]) == 2, "the PodMonitor must select both trainer pods"
+    jobs = promserver.pod_monitor_jobs(r.one(objs, "PodMonitor"), targets, "1s")
     return jobs + promserver.service_monitor_jobs(
         r.one(objs, "ServiceMonitor"), r.one(objs, "Service"), operator_pod, "1s"
     )
 
 
+@dataclass
+class Discovery:
+    """Kubernetes service discovery, stood in for: the job's real pods, written for Prometheus."""
+
+    monitor: dict[str, Any]
+    path: Path
+    ports: dict[int, int]
+
+    def refresh(self, cluster: Cluster) -> int:
+        """Write the targets the PodMonitor selects among the job's pods; how many."""
+        pods = cluster.list("pods", NAMESPACE, f"rekindle.dev/job={JOB}")
+        addresses = {f"{JOB}-{attempt}": port for attempt, port in self.ports.items()}
+        groups = promserver.pod_target_groups(self.monitor, pods, addresses)
+        promserver.write_targets(self.path, groups)
+        return len(groups)
+
+
 def _scenario(
-    prom: promserver.Prometheus, workdir: Path, cluster: Cluster, ports: dict[int, int]
+    prom: promserver.Prometheus,
+    workdir: Path,
+    cluster: Cluster,
+    ports: dict[int, int],
+    discovery: Discovery,
 ) -> Run:
     """A failed job, then a job lost with its node, resumed and stopped early."""
     start = time.time()
@@ -204,6 +214,7 @@ def _scenario(
 
     cluster.create(training_job(JOB, NAMESPACE, training={"epochs": EPOCHS}, restartPolicy=backoff))
     cluster.wait_for("pods", NAMESPACE, f"{JOB}-1", lambda _: True, what="the first pod")
+    assert discovery.refresh(cluster) == 1, "the PodMonitor must select the operator's pod"
     first, first_log = _start_trainer(workdir, 1, ports[1])
     logs = [first_log]
     try:
@@ -216,6 +227,7 @@ def _scenario(
             first.kill()
     end_pod(cluster, NAMESPACE, f"{JOB}-1", terminated(137, pod_reason="NodeLost"))
     cluster.wait_for("pods", NAMESPACE, f"{JOB}-2", lambda _: True, what="the replacement pod")
+    discovery.refresh(cluster)
 
     second, second_log = _start_trainer(workdir, 2, ports[2])
     logs.append(second_log)
