@@ -91,6 +91,7 @@ def test_an_uninterrupted_run_stops_early_and_succeeds(tmp_path: Path) -> None:
     assert "early stopping saved 12 (60%)" in out
 
 
+@pytest.mark.slow
 def test_sigkill_and_sigterm_are_survived_and_stop_at_the_same_epoch(tmp_path: Path) -> None:
     code, out, _ = _run(_manifest(tmp_path), tmp_path / "wd", "sigkill@epoch=3", "sigterm@step=27")
     assert code == 0, out
@@ -194,6 +195,7 @@ def test_a_bad_fault_exits_2_and_writes_nothing(tmp_path: Path, inject: str, mes
     assert not (tmp_path / "wd").exists()
 
 
+@pytest.mark.slow
 def test_a_finished_job_is_not_run_again_unless_fresh(tmp_path: Path) -> None:
     manifest, workdir = _manifest(tmp_path), tmp_path / "wd"
     assert _run(manifest, workdir)[0] == 0
@@ -295,7 +297,7 @@ def test_a_trainer_left_running_by_a_killed_runner_is_stopped_and_counted(
     first.kill()  # the runner dies; its trainer (own session) keeps running
     first.communicate(timeout=30)
     pid = int((workdir / "trainer.pid").read_text())
-    assert Path(f"/proc/{pid}").exists()
+    assert _running(pid)
 
     second = _rekindle(
         str(manifest), "--workdir", str(workdir), "--metrics-port", "0", cwd=tmp_path
@@ -308,3 +310,86 @@ def test_a_trainer_left_running_by_a_killed_runner_is_stopped_and_counted(
     assert status["earlyStopEpoch"] == 8
     assert status["attempt"] == 2
     assert sum(status["restarts"]["byCause"].values()) == 1
+
+
+def test_a_command_that_cannot_start_is_a_config_error_with_backoff(tmp_path: Path) -> None:
+    manifest = _manifest(
+        tmp_path,
+        command=[str(tmp_path / "no-such-trainer")],
+        restartPolicy={"maxRestarts": 1, "backoff": {"initialSeconds": 1}},
+    )
+    code, out, _ = _run(manifest, tmp_path / "wd")
+    assert code == 1
+    status = _status(tmp_path / "wd")
+    assert (status["phase"], status["reason"]) == ("Failed", "MaxRestartsExceeded")
+    assert status["restarts"]["byCause"] == {"ConfigError": 1}
+    assert "cannot start" in out
+    assert "check spec.command" in out
+
+
+def test_a_suspended_job_runs_nothing_and_says_so(tmp_path: Path) -> None:
+    code, out, _ = _run(_manifest(tmp_path, suspend=True), tmp_path / "wd")
+    assert code == 0
+    assert _status(tmp_path / "wd")["phase"] == "Suspended"
+    assert "the job is suspended (spec.suspend: true)" in out
+    assert not (tmp_path / "wd" / "attempts").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_backoff_keeps_the_wait_for_the_next_run(tmp_path: Path) -> None:
+    manifest = _manifest(
+        tmp_path, restartPolicy={"maxRestarts": 2, "backoff": {"initialSeconds": 3}}
+    )
+    workdir = tmp_path / "wd"
+    first = _rekindle(
+        str(manifest), "--workdir", str(workdir), "--metrics-port", "0",
+        "--inject", "crash@epoch=1", cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (workdir / "job.json").exists() or _status(workdir).get("phase") != "Restarting":
+        assert time.monotonic() < deadline, "never reached the backoff"
+        assert first.poll() is None, first.communicate()[0]
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=30)
+    assert first.returncode == 130, out
+    status = _status(workdir)
+    assert status["phase"] == "Restarting"
+    assert status["nextAttemptTime"] is not None
+    assert status["restarts"]["byCause"] == {"Crashed": 1}
+
+    second = _rekindle(
+        str(manifest), "--workdir", str(workdir), "--metrics-port", "0", cwd=tmp_path
+    )
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == 0, out
+    assert "backoff over; starting attempt 2" in out
+    status = _status(workdir)
+    assert (status["phase"], status["earlyStopEpoch"], status["attempt"]) == ("Succeeded", 8, 2)
+
+
+@pytest.mark.slow
+def test_fresh_stops_a_trainer_left_running_before_it_wipes(tmp_path: Path) -> None:
+    manifest = _manifest(tmp_path, hyperparameters={"stepSeconds": 0.2})
+    workdir = tmp_path / "wd"
+    first = _rekindle(str(manifest), "--workdir", str(workdir), "--metrics-port", "0", cwd=tmp_path)
+    _wait_for_epoch(workdir, 1, first)
+    first.kill()
+    first.communicate(timeout=30)
+    pid = int((workdir / "trainer.pid").read_text())
+    assert _running(pid)
+    code, out, err = _run(manifest, workdir, fresh=True)
+    assert code == 0, out
+    assert f"stopping the trainer (pid {pid}) a previous run left running" in err
+    assert not _running(pid)
+    status = _status(workdir)
+    assert (status["attempt"], status["restarts"]["total"], status["earlyStopEpoch"]) == (1, 0, 8)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (not gone, not a zombie left for its new parent to reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"

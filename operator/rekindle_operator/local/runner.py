@@ -25,17 +25,24 @@ from typing import Any, Final
 from rekindle_operator import classify, engine, trainer_config
 from rekindle_operator import status as status_mod
 from rekindle_operator.engine import Action, Decision
-from rekindle_operator.local.attempt import BUILTIN_TRAINER, Attempt, AttemptFiles, JobIdentity
+from rekindle_operator.local.attempt import (
+    BUILTIN_TRAINER,
+    Attempt,
+    AttemptEnd,
+    AttemptFiles,
+    JobIdentity,
+)
 from rekindle_operator.local.attempt import trainer_env as build_env
 from rekindle_operator.local.console import Console
 from rekindle_operator.local.faults import FaultSchedule
 from rekindle_operator.local.progress import ProgressView
 from rekindle_operator.local.summary import RunStats, summary_lines
 from rekindle_operator.local.supervise import Interrupts, Supervised, supervise
-from rekindle_operator.local.workdir import Workdir
+from rekindle_operator.local.workdir import PID_FILE, Workdir
 from rekindle_operator.reasons import Cause, Phase
 from rekindle_operator.spec import TrainingJobSpec
 from rekindle_operator.status import Status
+from rekindle_trainer import contract
 from rekindle_trainer.contract import (
     EXIT_CODE_FOR_OUTCOME,
     ProgressEvent,
@@ -49,6 +56,8 @@ EXIT_FAILED: Final = 1
 EXIT_USAGE: Final = 2
 #: Stopped by Ctrl-C (128 + SIGINT, as shells report it); the status is saved.
 EXIT_INTERRUPTED: Final = 130
+#: The exit code recorded for a trainer command that could not be started (as a shell's 127).
+EXIT_CANNOT_START: Final = 127
 
 
 @dataclass
@@ -226,8 +235,20 @@ class LocalRunner:
         )
         program: tuple[str, ...] = spec.command or BUILTIN_TRAINER
         command = [*program, *(spec.args or ())]
-        attempt = Attempt(command, env, files, cwd=self.settings.cwd)
         self.stats.attempts += 1
+        try:
+            attempt = Attempt(command, env, files, cwd=self.settings.cwd)
+        except OSError as exc:
+            # As a container that cannot be created (CreateContainerError): a failure.
+            return Supervised(
+                end=AttemptEnd(
+                    exit_code=EXIT_CANNOT_START, termination_message=None, output_tail="", seconds=0
+                ),
+                known_cause=Cause.CONFIG_ERROR,
+                fault=None,
+                interrupted=False,
+                detail=f"cannot start {command[0]!r}: {exc.strerror or exc}; check spec.command",
+            )
         self._record_pid(attempt.pid)
         self.decide(classify.AttemptRunning(attempt=number, started_at=self.settings.clock()))
         self.say(f"attempt {number} running (pid {attempt.pid}; output in {files.output_log})")
@@ -299,10 +320,11 @@ class LocalRunner:
         first. The end is classified from the termination message when the
         trainer wrote one; otherwise the attempt was lost with its "node".
         """
-        pid = _stored_pid(self.settings.workdir)
-        if pid is not None and _is_our_trainer(pid, self.job.uid):
+        grace = float(self.job.spec.termination_grace_period_seconds)
+        pid = left_trainer(self.settings.workdir, self.job.uid)
+        if pid is not None:
             self.say(f"attempt {number} (pid {pid}) from a previous run still runs: stopping it")
-            _stop_pid(pid, float(self.job.spec.termination_grace_period_seconds))
+            stop_session(pid, grace)
         files = AttemptFiles.under(self.settings.workdir.attempts_dir, number)
         text = files.termination_log.read_text() if files.termination_log.exists() else None
         end: classify.AttemptEnd
@@ -323,7 +345,7 @@ class LocalRunner:
         return end
 
     def _record_pid(self, pid: int) -> None:
-        (self.settings.workdir.root / "trainer.pid").write_text(f"{pid}\n")
+        (self.settings.workdir.root / PID_FILE).write_text(f"{pid}\n")
 
     # -- waiting, interrupts, the end ------------------------------------------
 
@@ -372,24 +394,28 @@ class LocalRunner:
                 signal.signal(sig, old)
 
 
-def _stored_pid(workdir: Workdir) -> int | None:
+def left_trainer(workdir: Workdir, uid: str) -> int | None:
+    """The pid of a trainer of job ``uid`` that a previous run left running, if any.
+
+    The pid file alone is not trusted (pids are reused): the process must
+    carry the job's uid in its environment.
+    """
     try:
-        text = (workdir.root / "trainer.pid").read_text().strip()
+        text = (workdir.root / PID_FILE).read_text().strip()
     except FileNotFoundError:
         return None
-    return int(text) if text.isdigit() else None
-
-
-def _is_our_trainer(pid: int, uid: str) -> bool:
-    """Whether ``pid`` is a trainer of this job (its environment names the job's uid)."""
+    if not text.isdigit():
+        return None
+    pid = int(text)
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
-        return False
-    return f"REKINDLE_JOB_UID={uid}".encode() in environ.split(b"\0")
+        return None
+    ours = f"{contract.ENV_JOB_UID}={uid}".encode() in environ.split(b"\0")
+    return pid if ours else None
 
 
-def _stop_pid(pid: int, grace_seconds: float) -> None:
+def stop_session(pid: int, grace_seconds: float) -> None:
     """SIGTERM ``pid``'s session, wait up to ``grace_seconds``, then SIGKILL it."""
     try:
         os.killpg(pid, signal.SIGTERM)
@@ -397,8 +423,18 @@ def _stop_pid(pid: int, grace_seconds: float) -> None:
         return
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline:
-        if not Path(f"/proc/{pid}").exists():
+        if not _alive(pid):
             return
         time.sleep(0.1)
     with suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie waiting to be reaped by its new parent does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state follows the parenthesised command name, which may itself hold spaces.
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]

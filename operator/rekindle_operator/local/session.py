@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Final, TextIO
 
 from rekindle_operator import parsing, validation
+from rekindle_operator.local import runner
 from rekindle_operator.local.console import Console
 from rekindle_operator.local.faults import FaultSchedule
 from rekindle_operator.local.runner import EXIT_USAGE, LocalJob, LocalRunner, RunSettings
@@ -48,6 +49,7 @@ def run_from_args(
         folder = Workdir(workdir if workdir is not None else DEFAULT_WORKDIR_ROOT / loaded.name)
         port = pick_metrics_port(metrics_port)
         if fresh:
+            _stop_left_trainer(folder, float(loaded.spec.termination_grace_period_seconds), err)
             folder.wipe()
         job = local_job(loaded, folder)
     except validation.ManifestError as exc:
@@ -66,10 +68,10 @@ def run_from_args(
         show_progress=progress,
         cwd=Path.cwd(),
     )
-    runner = LocalRunner(job, settings, console)
+    local_runner = LocalRunner(job, settings, console)
     for line in header_lines(job, folder, port, faults):
         console.line(line)
-    return runner.run()
+    return local_runner.run()
 
 
 def local_job(loaded: validation.Manifest, folder: Workdir) -> LocalJob:
@@ -153,6 +155,19 @@ def header_lines(job: LocalJob, folder: Workdir, port: int, faults: FaultSchedul
             f"  the job already {job.status.phase}; pass --fresh to run it again from scratch"
         )
     return lines
+
+
+def _stop_left_trainer(folder: Workdir, grace_seconds: float, err: TextIO) -> None:
+    """Before ``--fresh`` wipes the folder: stop a trainer a killed run left writing to it."""
+    try:
+        record = folder.load()
+    except WorkdirError:
+        return  # an unreadable record: no uid to recognise the trainer by
+    uid = ((record or {}).get("metadata") or {}).get("uid")
+    pid = runner.left_trainer(folder, str(uid)) if uid else None
+    if pid is not None:
+        err.write(f"rekindle run: stopping the trainer (pid {pid}) a previous run left running\n")
+        runner.stop_session(pid, grace_seconds)
 
 
 def _canonical(value: object) -> str:

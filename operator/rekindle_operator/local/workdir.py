@@ -7,6 +7,7 @@ one folder, so that a second run of the same manifest resumes::
     <workdir>/checkpoints/    REKINDLE_CHECKPOINT_DIR (the trainer's volume)
     <workdir>/attempts/0001/  termination-log, progress.jsonl, trainer.log
     <workdir>/events.log      one line per event, as ``kubectl get events``
+    <workdir>/trainer.pid     the running attempt's process id
 
 ``job.json`` is replaced atomically (write, fsync, rename), so an interrupted
 ``rekindle run`` never leaves a half-written record. Checkpoints are only ever
@@ -27,6 +28,8 @@ JOB_FILE = "job.json"
 CHECKPOINTS = "checkpoints"
 ATTEMPTS = "attempts"
 EVENTS_LOG = "events.log"
+#: The running attempt's process id (see :func:`rekindle_operator.local.runner.left_trainer`).
+PID_FILE = "trainer.pid"
 
 
 class WorkdirError(Exception):
@@ -61,8 +64,8 @@ class Workdir:
 
     def wipe(self) -> None:
         """Remove what earlier runs left (``--fresh``); other files stay."""
-        self.job_file.unlink(missing_ok=True)
-        self.events_log.unlink(missing_ok=True)
+        for name in (JOB_FILE, EVENTS_LOG, PID_FILE):
+            (self.root / name).unlink(missing_ok=True)
         for folder in (self.checkpoint_dir, self.attempts_dir):
             if folder.exists():
                 shutil.rmtree(folder)
