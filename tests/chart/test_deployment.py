@@ -144,3 +144,24 @@ def test_selector_matches_pod_labels_and_user_labels_cannot_break_it() -> None:
 def test_selector_never_matches_trainer_pods() -> None:
     selector = _deployment()["spec"]["selector"]["matchLabels"]
     assert selector["app.kubernetes.io/name"] != "rekindle-trainer"
+
+
+def test_the_operator_cli_accepts_the_rendered_arguments() -> None:
+    """The chart's arguments mean what the chart intends to `rekindle operator` itself."""
+    from rekindle_operator import cli, operator_command
+
+    for values in ({}, r.nested({"watch.scope": "namespaced", "operator.metricsPort": 9300})):
+        container = _container(values)
+        assert container["command"] == ["rekindle"]
+        options = operator_command.options_from(cli.build_parser().parse_args(container["args"]))
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert options.metrics_port == ports["metrics"]
+        assert options.liveness_port == ports["healthz"]
+        assert options.peering == r.RELEASE
+        assert not options.standalone
+        if values:
+            assert options.namespaces == r.WATCHED
+            assert not options.all_namespaces
+        else:
+            assert options.all_namespaces
+            assert options.namespaces == ()

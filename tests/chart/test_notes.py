@@ -28,5 +28,8 @@ def test_warns_when_monitors_carry_no_selector_labels() -> None:
     assert "WARNING" not in _notes(labelled)
 
 
-def test_several_replicas_explain_peering() -> None:
-    assert "only one acts at a time" in _notes({"replicaCount": 2})
+def test_several_replicas_warn_about_equal_kopf_priorities() -> None:
+    notes = _notes({"replicaCount": 2})
+    assert "pauses all replicas whose" in notes
+    assert "priorities are equal" in notes
+    assert "pauses all replicas" not in _notes({})

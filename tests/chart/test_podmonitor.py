@@ -47,3 +47,22 @@ def test_validates_against_the_prometheus_operator_crd() -> None:
     bad = _monitor()
     bad["spec"]["podMetricsEndpoints"][0]["relabelings"][0]["sourceLabel"] = "typo"
     assert r.crd_errors(bad, r.prometheus_operator_validators())
+
+
+def test_selects_the_pods_the_operator_builds() -> None:
+    """The operator's own pod builder makes pods this PodMonitor scrapes, with both labels."""
+    from rekindle_operator import pods, trainer_config
+    from rekindle_operator import spec as specs
+    from tests.chart import promserver
+    from tests.operator.test_operator import training_job
+
+    job = training_job("digits", "ml")
+    job["metadata"]["uid"] = "0c6b3c5e-1111-4222-8333-444455556666"
+    spec = specs.parse_spec(job["spec"])
+    pod = pods.build_pod(job, spec, 3, trainer_config.project(spec))
+    pod["metadata"].setdefault("namespace", "ml")
+    (group,) = promserver.pod_target_groups(_monitor(), [pod], {pod["metadata"]["name"]: 1})
+    labels = group["labels"]
+    assert labels["__meta_kubernetes_pod_container_port_name"] == contract.METRICS_PORT_NAME
+    assert labels["__meta_kubernetes_pod_label_rekindle_dev_job"] == "digits"
+    assert labels["__meta_kubernetes_pod_label_rekindle_dev_attempt"] == "3"
