@@ -393,3 +393,12 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_a_time_fault_fires_once_counted_from_the_first_attempt(tmp_path: Path) -> None:
+    code, out, _ = _run(_manifest(tmp_path), tmp_path / "wd", "sigterm@seconds=0.8")
+    assert code == 0, out
+    status = _status(tmp_path / "wd")
+    assert status["restarts"]["byCause"] == {"Preempted": 1}
+    assert out.count("injecting sigterm@seconds=0.8") == 1
+    assert status["earlyStopEpoch"] == 8

@@ -117,6 +117,8 @@ class LocalRunner:
         self.stats = RunStats()
         self.interrupts = Interrupts()
         self._started = time.monotonic()
+        #: When this run started its first attempt (``seconds=`` faults count from here).
+        self._first_attempt_started: float | None = None
 
     # -- output -------------------------------------------------------------
 
@@ -236,6 +238,8 @@ class LocalRunner:
         program: tuple[str, ...] = spec.command or BUILTIN_TRAINER
         command = [*program, *(spec.args or ())]
         self.stats.attempts += 1
+        if self._first_attempt_started is None:
+            self._first_attempt_started = time.monotonic()
         try:
             attempt = Attempt(command, env, files, cwd=self.settings.cwd)
         except OSError as exc:
@@ -284,7 +288,7 @@ class LocalRunner:
             stats=self.stats,
             interrupts=self.interrupts,
             grace_seconds=float(spec.termination_grace_period_seconds),
-            run_started=self._started,
+            run_started=self._first_attempt_started,
             on_progress=on_progress,
             say=self.say,
         )
