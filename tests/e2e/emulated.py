@@ -1,0 +1,145 @@
+"""The emulated backend: tests/kube's API server, its process kubelet, a real operator process.
+
+Pods run as local processes (``rekindle-train`` from this virtualenv; the
+image name is not pulled), claims are folders under the kubelet's root, and
+the operator is the real ``rekindle operator`` command watching the emulated
+API through a kubeconfig. Faults are the kubelet's and the API's own:
+a preemption marks ``DisruptionTarget`` (PreemptionByScheduler) and deletes
+the pod gracefully, so the trainer gets SIGTERM and saves; a crash is a
+SIGKILL of the container process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tests.e2e import volume_report
+from tests.e2e.backend import JOB_LABEL, E2ECluster
+from tests.e2e.operator_process import OperatorProcess
+from tests.kube import patches
+from tests.kube.cluster import Cluster
+from tests.kube.fixtures import CHART_CRDS, PASSED_THROUGH_ENV
+from tests.kube.kubelet import ProcessKubelet
+from tests.kube.store import DeleteOptions, Store
+
+#: The image the scenario manifests name; the process kubelet runs the command, not the image.
+TRAINER_IMAGE = "ghcr.io/rekindle-dev/trainer:0.1.0"
+
+
+class EmulatedCluster(E2ECluster):
+    """An emulated cluster with one node (the process kubelet) and the operator process."""
+
+    kind = "emulated"
+
+    def __init__(self, workdir: Path, namespace: str = "e2e") -> None:
+        self.workdir = workdir
+        self.namespace = namespace
+        self.trainer_image = TRAINER_IMAGE
+        self.cluster = Cluster(workdir / "cluster")
+        self.kubelet: ProcessKubelet | None = None
+        self.operator: OperatorProcess | None = None
+        self.operator_log = workdir / "operator.log"
+
+    def start(self) -> EmulatedCluster:
+        """API server with the chart's CRDs, the namespace, a node, then the operator."""
+        self.cluster.start()
+        self.cluster.install_crds(CHART_CRDS)
+        self.cluster.ensure_namespace(self.namespace)
+        env = {name: os.environ[name] for name in PASSED_THROUGH_ENV if name in os.environ}
+        self.kubelet = self.cluster.start_kubelet(self.workdir / "node", env=env)
+        self.start_operator()
+        return self
+
+    def stop(self) -> None:
+        """Stop the operator, then the node (its processes are killed) and the API server."""
+        if self.operator is not None:
+            self.operator.stop()
+        try:
+            self.cluster.stop(timeout=15)
+        except TimeoutError as exc:  # a watch stream that will not close says nothing of Rekindle
+            warnings.warn(f"emulated cluster did not stop cleanly: {exc}", stacklevel=2)
+
+    def operator_log_text(self) -> str:
+        """The operator's output so far (all its restarts)."""
+        return self.operator_log.read_text(errors="replace") if self.operator_log.exists() else ""
+
+    # --- objects -------------------------------------------------------------------------
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        return self.cluster.create(manifest, self.namespace)
+
+    def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        return self.cluster.find(plural, self.namespace, name)
+
+    def patch_job(self, name: str, patch: Mapping[str, Any]) -> None:
+        self.cluster.patch("trainingjobs", self.namespace, name, dict(patch))
+
+    def delete_job(self, name: str) -> None:
+        self.cluster.delete("trainingjobs", self.namespace, name, propagation_policy="Background")
+
+    def pods(self, job: str) -> list[dict[str, Any]]:
+        return self.cluster.list("pods", self.namespace, f"{JOB_LABEL}={job}")
+
+    def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+        return self.cluster.events_for(obj)
+
+    def volume_report(self, claim: str, job: str) -> dict[str, Any]:
+        return volume_report.describe(self.node.volume_path(self.namespace, claim) / job)
+
+    @property
+    def node(self) -> ProcessKubelet:
+        """The process kubelet (started by :meth:`start`)."""
+        if self.kubelet is None:
+            raise RuntimeError("the emulated cluster is not started")
+        return self.kubelet
+
+    def trainer_log(self, pod: str) -> str:
+        """Everything the pod's trainer printed (read from the node, also after the pod went)."""
+        root = self.node.root / "pods"
+        logs = sorted(root.glob(f"{self.namespace}_{pod}_*/containers/*/log"))
+        return "".join(path.read_text(errors="replace") for path in logs)
+
+    # --- faults and the operator -----------------------------------------------------------
+
+    def preempt(self, pod: str) -> None:
+        namespace = self.namespace
+        resource = self.cluster.resource("pods")
+
+        def preempt(store: Store) -> None:
+            current = store.find(resource, namespace, pod)
+            conditions = [
+                c
+                for c in (current.get("status") or {}).get("conditions") or []
+                if c.get("type") != "DisruptionTarget"
+            ]
+            conditions.append(
+                {
+                    "type": "DisruptionTarget",
+                    "status": "True",
+                    "reason": "PreemptionByScheduler",
+                    "message": "default-scheduler: preempting to accommodate a higher priority pod",
+                }
+            )
+            body = {"status": {"conditions": conditions}}
+            store.patch(resource, namespace, pod, patches.MERGE, body, "status")
+            store.delete(resource, namespace, pod, DeleteOptions(None, None))
+
+        self.cluster.call(preempt)
+
+    def crash(self, pod: str) -> None:
+        self.node.kill(self.namespace, pod)
+
+    def kill_operator(self) -> None:
+        if self.operator is not None:
+            self.operator.kill()
+
+    def start_operator(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.operator is not None:
+                self.operator.kill()
+        self.operator = OperatorProcess(self.cluster.kubeconfig, self.operator_log, ["-A"]).start()

@@ -1,0 +1,343 @@
+"""The real-cluster backend: the scenarios against the cluster of ``REKINDLE_E2E_KUBECONFIG``.
+
+Everything goes through the Kubernetes API with the ``kubernetes`` client, as
+``kubectl`` would: jobs are created, patched and deleted; a preemption is the
+scheduler's ``DisruptionTarget`` condition followed by a graceful delete; a
+crash is a SIGKILL of the trainer process sent from a short-lived privileged
+pod on the same node (``hostPID``), because nothing inside a container can
+SIGKILL its own PID 1; the volume is read by a short-lived pod that mounts the
+claim and runs :mod:`tests.e2e.volume_report` with the trainer image's Python.
+
+The operator is either the one the chart deployed (``REKINDLE_E2E_OPERATOR=deployed``,
+the default: killed by deleting its pod with grace 0, brought back by its
+Deployment) or a ``rekindle operator`` process that this test runs against
+the cluster (``REKINDLE_E2E_OPERATOR=local``). Settings, all optional but the first:
+
+=============================== ==========================================================
+``REKINDLE_E2E_KUBECONFIG``     the cluster's kubeconfig (the suite is skipped without it)
+``REKINDLE_E2E_IMAGE``          trainer image (default ``rekindle-trainer:e2e``)
+``REKINDLE_E2E_OPERATOR``       ``deployed`` or ``local``
+``REKINDLE_E2E_OPERATOR_NAMESPACE`` where the chart runs it (default ``rekindle-system``)
+``REKINDLE_E2E_OPERATOR_SELECTOR``  its pods' labels (default the chart's)
+``REKINDLE_E2E_NAMESPACE``      namespace for the scenarios (default a fresh one, deleted after)
+=============================== ==========================================================
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.e2e import volume_report
+from tests.e2e.backend import JOB_LABEL, E2ECluster, wait_until
+from tests.e2e.operator_process import OperatorProcess
+
+GROUP, VERSION, PLURAL = "rekindle.dev", "v1alpha1", "trainingjobs"
+#: Where the helper pod mounts the claim.
+DATA = "/data"
+#: Finds the trainer process of one attempt by its environment and SIGKILLs it (run as root
+#: with the host's PID namespace); exits 1 when no such process runs.
+KILL_SCRIPT = """
+import os, signal, sys
+wanted = {b"REKINDLE_JOB_NAMESPACE=" + sys.argv[1].encode(),
+          b"REKINDLE_JOB_NAME=" + sys.argv[2].encode(),
+          b"REKINDLE_ATTEMPT=" + sys.argv[3].encode()}
+killed = []
+for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+        continue
+    try:
+        with open(f"/proc/{entry}/environ", "rb") as handle:
+            env = set(handle.read().split(b"\\0"))
+    except OSError:
+        continue
+    if wanted <= env:
+        os.kill(int(entry), signal.SIGKILL)
+        killed.append(entry)
+print("killed", killed)
+sys.exit(0 if killed else 1)
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The ``REKINDLE_E2E_*`` settings (see the module docstring)."""
+
+    kubeconfig: str
+    image: str = "rekindle-trainer:e2e"
+    operator: str = "deployed"
+    operator_namespace: str = "rekindle-system"
+    operator_selector: str = "app.kubernetes.io/name=rekindle,app.kubernetes.io/component=operator"
+    namespace: str = ""
+
+    @classmethod
+    def from_environment(cls, kubeconfig: str) -> Settings:
+        """Read the settings; a bad ``REKINDLE_E2E_OPERATOR`` raises naming the choices."""
+        defaults = cls(kubeconfig)
+        mode = os.environ.get("REKINDLE_E2E_OPERATOR", defaults.operator)
+        if mode not in {"deployed", "local"}:
+            raise ValueError(f"REKINDLE_E2E_OPERATOR must be 'deployed' or 'local', got {mode!r}")
+        return cls(
+            kubeconfig=kubeconfig,
+            image=os.environ.get("REKINDLE_E2E_IMAGE", defaults.image),
+            operator=mode,
+            operator_namespace=os.environ.get(
+                "REKINDLE_E2E_OPERATOR_NAMESPACE", defaults.operator_namespace
+            ),
+            operator_selector=os.environ.get(
+                "REKINDLE_E2E_OPERATOR_SELECTOR", defaults.operator_selector
+            ),
+            namespace=os.environ.get("REKINDLE_E2E_NAMESPACE", ""),
+        )
+
+
+class RealCluster(E2ECluster):
+    """A real cluster reached through a kubeconfig."""
+
+    kind = "cluster"
+
+    def __init__(self, settings: Settings, workdir: Path) -> None:
+        from kubernetes import client, config
+
+        self.settings = settings
+        self.workdir = workdir
+        self.trainer_image = settings.image
+        self.own_namespace = not settings.namespace
+        self.namespace = settings.namespace or f"rekindle-e2e-{uuid.uuid4().hex[:6]}"
+        # Typed as Any: the client's generated models are read as plain attributes here.
+        self.api: Any = config.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=settings.kubeconfig
+        )
+        self.core: Any = client.CoreV1Api(self.api)
+        self.custom: Any = client.CustomObjectsApi(self.api)
+        self.local_operator: OperatorProcess | None = None
+        self.killed_operator_pods: set[str] = set()
+
+    @classmethod
+    def from_environment(cls, kubeconfig: str, workdir: Path) -> RealCluster:
+        """The cluster of ``kubeconfig`` with the ``REKINDLE_E2E_*`` settings."""
+        return cls(Settings.from_environment(kubeconfig), workdir)
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> RealCluster:
+        """Create the scenario namespace; start the local operator if asked to."""
+        body = {"metadata": {"name": self.namespace, "labels": {"rekindle.dev/e2e": "true"}}}
+        self._ignore(409, self.core.create_namespace, body)
+        if self.settings.operator == "local":
+            self.start_operator()
+        return self
+
+    def stop(self) -> None:
+        """Stop the local operator; delete the namespace this run created."""
+        if self.local_operator is not None:
+            self.local_operator.stop()
+        if self.own_namespace:
+            self._ignore(404, self.core.delete_namespace, self.namespace)
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _plain(self, obj: Any) -> dict[str, Any]:
+        """A client model as the JSON the API served (camelCase keys)."""
+        result: dict[str, Any] = self.api.sanitize_for_serialization(obj)
+        return result
+
+    @staticmethod
+    def _ignore(status: int, call: Any, *args: Any, **kwargs: Any) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return call(*args, **kwargs)
+        except ApiException as exc:
+            if exc.status != status:
+                raise
+            return None
+
+    # --- objects -----------------------------------------------------------------------------
+
+    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
+        body = dict(manifest)
+        kind = body.get("kind")
+        if kind == "TrainingJob":
+            created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, PLURAL, body
+            )
+            return created
+        if kind == "PersistentVolumeClaim":
+            claim = self.core.create_namespaced_persistent_volume_claim(self.namespace, body)
+            return self._plain(claim)
+        raise ValueError(f"apply: kind {kind!r} is not used by the scenarios")
+
+    def get(self, plural: str, name: str) -> dict[str, Any] | None:
+        ns = self.namespace
+        if plural == "trainingjobs":
+            found = self._ignore(
+                404, self.custom.get_namespaced_custom_object, GROUP, VERSION, ns, PLURAL, name
+            )
+            return None if found is None else dict(found)
+        readers = {
+            "pods": self.core.read_namespaced_pod,
+            "persistentvolumeclaims": self.core.read_namespaced_persistent_volume_claim,
+        }
+        if plural not in readers:
+            raise ValueError(f"get: {plural!r} is not used by the scenarios")
+        obj = self._ignore(404, readers[plural], name, ns)
+        return None if obj is None else self._plain(obj)
+
+    def patch_job(self, name: str, patch: Mapping[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, dict(patch)
+        )
+
+    def delete_job(self, name: str) -> None:
+        self.custom.delete_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, PLURAL, name, propagation_policy="Background"
+        )
+
+    def pods(self, job: str) -> list[dict[str, Any]]:
+        found = self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_LABEL}={job}")
+        return [self._plain(pod) for pod in found.items]
+
+    def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+        uid = obj["metadata"]["uid"]
+        found = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.uid={uid}"
+        )
+        events = [self._plain(e) for e in found.items]
+
+        def when(event: Mapping[str, Any]) -> str:
+            meta = event.get("metadata") or {}
+            return str(
+                event.get("eventTime")
+                or event.get("firstTimestamp")
+                or meta.get("creationTimestamp")
+            )
+
+        return sorted(events, key=when)
+
+    # --- helper pods ---------------------------------------------------------------------------
+
+    def _run_pod(self, name: str, spec: Mapping[str, Any], timeout: float = 180) -> str:
+        """Run a one-off pod to its end; its log (raises if it failed)."""
+        body: dict[str, Any] = {
+            "metadata": {"name": name, "labels": {"rekindle.dev/e2e-helper": "true"}}
+        }
+        body["spec"] = {"restartPolicy": "Never", **spec}
+        self.core.create_namespaced_pod(self.namespace, body)
+        try:
+
+            def ended() -> str | None:
+                pod = self.core.read_namespaced_pod(name, self.namespace)
+                phase = str(pod.status.phase)
+                return phase if phase in {"Succeeded", "Failed"} else None
+
+            phase = wait_until(ended, timeout, f"helper pod {name} to finish")
+            log: str = self.core.read_namespaced_pod_log(name, self.namespace)
+            if phase != "Succeeded":
+                raise RuntimeError(f"helper pod {name} failed:\n{log}")
+            return log
+        finally:
+            self._ignore(
+                404, self.core.delete_namespaced_pod, name, self.namespace, grace_period_seconds=0
+            )
+
+    def volume_report(self, claim: str, job: str) -> dict[str, Any]:
+        source = Path(volume_report.__file__).read_text()
+        container = {
+            "name": "report",
+            "image": self.trainer_image,
+            "command": ["python", "-c", source, f"{DATA}/{job}"],
+            "volumeMounts": [{"name": "claim", "mountPath": DATA, "readOnly": True}],
+        }
+        spec = {
+            "containers": [container],
+            "volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": claim}}],
+        }
+        log = self._run_pod(f"e2e-volume-{uuid.uuid4().hex[:8]}", spec)
+        document: dict[str, Any] = json.loads(log.strip().splitlines()[-1])
+        return document
+
+    # --- faults and the operator -------------------------------------------------------------
+
+    def preempt(self, pod: str) -> None:
+        condition = {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "PreemptionByScheduler",
+            "message": "default-scheduler: preempting to accommodate a higher priority pod",
+        }
+        # Strategic merge: conditions merge by type, the kubelet's own stay.
+        self.core.patch_namespaced_pod_status(
+            pod, self.namespace, {"status": {"conditions": [condition]}}
+        )
+        self.core.delete_namespaced_pod(pod, self.namespace)
+
+    def crash(self, pod: str) -> None:
+        found = self.core.read_namespaced_pod(pod, self.namespace)
+        labels = found.metadata.labels or {}
+        attempt = labels.get("rekindle.dev/attempt") or pod.rsplit("-", 1)[-1]
+        container = {
+            "name": "kill",
+            "image": self.trainer_image,
+            "command": ["python", "-c", KILL_SCRIPT, self.namespace, labels[JOB_LABEL], attempt],
+            "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
+        }
+        spec = {"nodeName": found.spec.node_name, "hostPID": True, "containers": [container]}
+        self._run_pod(f"e2e-crash-{uuid.uuid4().hex[:8]}", spec, timeout=60)
+
+    def _operator_pods(self) -> list[Any]:
+        found = self.core.list_namespaced_pod(
+            self.settings.operator_namespace, label_selector=self.settings.operator_selector
+        )
+        return list(found.items)
+
+    def kill_operator(self) -> None:
+        if self.settings.operator == "local":
+            if self.local_operator is not None:
+                self.local_operator.kill()
+            return
+        pods = self._operator_pods()
+        if not pods:
+            raise RuntimeError(
+                f"no operator pod matches {self.settings.operator_selector!r} in "
+                f"{self.settings.operator_namespace}; install the chart (scripts/e2e-kind-up.sh) "
+                "or set REKINDLE_E2E_OPERATOR=local"
+            )
+        for pod in pods:
+            self.killed_operator_pods.add(pod.metadata.name)
+            self._ignore(
+                404,
+                self.core.delete_namespaced_pod,
+                pod.metadata.name,
+                self.settings.operator_namespace,
+                grace_period_seconds=0,
+            )
+
+    def start_operator(self) -> None:
+        if self.settings.operator == "local":
+            if self.local_operator is not None:
+                self.local_operator.kill()
+            self.local_operator = OperatorProcess(
+                Path(self.settings.kubeconfig),
+                self.workdir / "operator.log",
+                ["-n", self.namespace],
+            ).start()
+            return
+
+        def replacement_ready() -> bool:
+            for pod in self._operator_pods():
+                if pod.metadata.name in self.killed_operator_pods:
+                    continue
+                conditions = pod.status.conditions or []
+                if any(c.type == "Ready" and c.status == "True" for c in conditions):
+                    return True
+            return False
+
+        wait_until(replacement_ready, 180, "a new operator pod Ready")
+        time.sleep(1)  # its watches start right after the liveness probe passes

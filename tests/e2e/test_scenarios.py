@@ -1,0 +1,368 @@
+"""End to end: the real operator and the real trainer on the digits example, with faults.
+
+Each scenario applies a TrainingJob and checks what a user would check:
+``kubectl get tj`` (phase, epoch, best, restarts), ``kubectl describe tj``
+(conditions and events) and the files on the checkpoint volume. The bodies
+only use :class:`tests.e2e.backend.E2ECluster`, so they run on the emulated
+cluster here and on a real one with ``REKINDLE_E2E_KUBECONFIG``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from tests.e2e import manifests
+from tests.e2e.backend import Description, E2ECluster, PodRecorder
+
+#: A digits run takes 20-40 s on a busy 2-core machine; a few attempts, several times that.
+RUN_TIMEOUT = 300.0
+CLAIM_OF = "{job}-checkpoints"
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What one finished job left: kubectl's views and the volume."""
+
+    name: str
+    row: dict[str, Any]
+    description: Description
+    volume: dict[str, Any]
+    pods: list[str]
+    seconds: float
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.description.status
+
+    @property
+    def final(self) -> dict[str, Any]:
+        """The newest checkpoint on the volume."""
+        good: list[dict[str, Any]] = [c for c in self.volume["checkpoints"] if "corrupt" not in c]
+        assert good, f"no valid checkpoint on the volume: {self.volume}"
+        return good[-1]
+
+
+def finish(e2e: E2ECluster, name: str, recorder: PodRecorder, started: float) -> Finished:
+    """Wait for Succeeded, then read everything a user would look at."""
+    e2e.wait_phase(name, "Succeeded", timeout=RUN_TIMEOUT)
+    return Finished(
+        name=name,
+        row=e2e.get_tj_row(name),
+        description=e2e.describe(name),
+        volume=e2e.volume_report(CLAIM_OF.format(job=name), name),
+        pods=recorder.names(),
+        seconds=time.monotonic() - started,
+    )
+
+
+def message_of(text: str | None) -> dict[str, Any]:
+    """The trainer's termination message (a JSON object) as a dict."""
+    assert text, "the pod has no termination message"
+    doc: dict[str, Any] = json.loads(text)
+    return doc
+
+
+def restart_events(description: Description) -> list[tuple[str, str]]:
+    return [(t, r) for t, r in description.reasons() if r == "Restarting"]
+
+
+# ---------------------------------------------------------------------------
+# a. No fault: the reference run.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def reference(e2e: E2ECluster) -> Finished:
+    """The digits example run once without any fault (scenario a, and b's reference)."""
+    name = "digits"
+    started = time.monotonic()
+    with PodRecorder(e2e, name) as recorder:
+        e2e.apply(manifests.digits(name, e2e.trainer_image))
+        return finish(e2e, name, recorder, started)
+
+
+def test_a_no_fault_succeeds_early_stopped(reference: Finished) -> None:
+    status = reference.status
+    # kubectl get tj -o wide
+    assert reference.row["Phase"] == "Succeeded"
+    assert reference.row["Reason"] == "EarlyStopped"
+    assert reference.row["Restarts"] == 0
+    assert reference.row["Epoch"] == status["earlyStopEpoch"]
+    assert reference.row["Best"] == status["bestMetric"]["value"]
+    stop = status["earlyStopEpoch"]
+    assert 8 < stop < 40, "early stopping must fire well inside the budget, after the faults of b"
+    # kubectl describe tj
+    assert reference.description.condition("Succeeded") == ("True", "EarlyStopped")
+    assert reference.description.condition("Running")[0] == "False"
+    assert reference.description.reasons() == [
+        ("Normal", "AttemptStarted"),
+        ("Normal", "EarlyStopped"),
+    ]
+    assert status["attempt"] == 1
+    assert status["restarts"]["total"] == 0
+    assert status["bestMetric"]["name"] == "val_loss"
+    assert status["bestMetric"]["epoch"] <= stop
+    assert status["completionTime"]
+    assert reference.pods == ["digits-1"]
+    # the volume: the final checkpoint is the one the status names, saved at the stop
+    final = reference.final
+    assert final["name"] == status["latestCheckpoint"]
+    assert (final["epoch"], final["trigger"]) == (stop, "final")
+    assert reference.volume["finished"]["outcome"] == "early_stopped"
+    kept = [c for c in reference.volume["checkpoints"] if "corrupt" not in c]
+    assert len(kept) <= 3 + 1, "keep: 3 newest plus the best"
+
+
+# ---------------------------------------------------------------------------
+# b. Two preemptions and a crash.
+# ---------------------------------------------------------------------------
+
+
+def test_b_preemptions_and_a_crash_end_as_the_uninterrupted_run(
+    e2e: E2ECluster, reference: Finished
+) -> None:
+    name = "digits-faults"
+    claim = CLAIM_OF.format(job=name)
+    started = time.monotonic()
+    with PodRecorder(e2e, name) as recorder:
+        e2e.apply(manifests.digits(name, e2e.trainer_image))
+        faults = [(2, e2e.preempt), (5, e2e.preempt), (8, e2e.crash)]
+        for attempt, (epoch, inject) in enumerate(faults, start=1):
+            pod = f"{name}-{attempt}"
+            e2e.wait_pod_running(pod, timeout=RUN_TIMEOUT)
+            e2e.wait_checkpoint(claim, name, epoch=epoch, timeout=RUN_TIMEOUT)
+            inject(pod)
+        done = finish(e2e, name, recorder, started)
+        seen = {p.name: p for p in recorder.pods()}
+        max_live = recorder.max_live
+    status = done.status
+    assert done.pods == [f"{name}-{n}" for n in (1, 2, 3, 4)]
+    assert max_live == 1, "never two trainer pods of one job at once"
+    # how each attempt ended, as the pods report it
+    for pod in (f"{name}-1", f"{name}-2"):
+        assert seen[pod].exit_code == 143, pod
+        assert message_of(seen[pod].termination_message)["outcome"] == "preempted"
+    assert seen[f"{name}-3"].exit_code == 137
+    # kubectl get tj
+    assert done.row["Phase"] == "Succeeded"
+    assert done.row["Reason"] == "EarlyStopped"
+    assert done.row["Restarts"] == 3
+    assert done.row["Epoch"] == reference.row["Epoch"]
+    assert done.row["Best"] == reference.row["Best"]
+    assert status["restarts"] == {
+        "total": 3,
+        "failures": 1,
+        "disruptions": 2,
+        "byCause": {"Preempted": 2, "Crashed": 1},
+    }
+    assert status["attempt"] == 4
+    assert status["earlyStopEpoch"] == reference.status["earlyStopEpoch"]
+    assert status["bestMetric"] == reference.status["bestMetric"]
+    # kubectl describe tj
+    assert done.description.condition("Succeeded") == ("True", "EarlyStopped")
+    assert restart_events(done.description) == [
+        ("Normal", "Restarting"),
+        ("Normal", "Restarting"),
+        ("Warning", "Restarting"),
+    ]
+    # the volume: bitwise the same final weights as the run without faults
+    assert done.final["name"] == reference.final["name"]
+    assert done.final["model_sha256"] == reference.final["model_sha256"]
+    assert done.final["logs"] == reference.final["logs"]
+    assert done.volume["finished"]["outcome"] == "early_stopped"
+
+
+# ---------------------------------------------------------------------------
+# c. A crash loop.
+# ---------------------------------------------------------------------------
+
+
+def test_c_crash_loop_fails_after_max_restarts_with_backoff(e2e: E2ECluster) -> None:
+    name = "crashloop"
+    backoff = {"initialSeconds": 2, "maxSeconds": 3, "factor": 2.0}
+    max_restarts = 2
+    with PodRecorder(e2e, name, interval=0.05) as recorder:
+        job = manifests.crash_loop(
+            name, e2e.trainer_image, max_restarts=max_restarts, backoff=backoff
+        )
+        e2e.apply(job)
+        e2e.wait_phase(name, "Failed", timeout=120)
+        time.sleep(2)  # a (wrong) further attempt would show up by now
+        pods = recorder.pods()
+    description = e2e.describe(name)
+    status = description.status
+    assert [p.name for p in pods] == [f"{name}-{n}" for n in (1, 2, 3)]
+    assert all(p.exit_code == 1 for p in pods), [(p.name, p.exit_code) for p in pods]
+    # backoff: failure n waits min(initial * factor^(n-1), max) before attempt n+1
+    delays = manifests.backoff_delays(max_restarts, backoff)
+    for delay, (ended, following) in zip(delays, itertools.pairwise(pods), strict=True):
+        assert ended.ended is not None
+        gap = following.created - ended.ended
+        # the recorder sees an end up to one poll late; the operator may add a little
+        assert delay - 0.3 <= gap <= delay + 10, (following.name, gap, delay)
+        assert following.created - ended.created >= delay
+    row = e2e.get_tj_row(name)
+    assert (row["Phase"], row["Reason"], row["Restarts"]) == ("Failed", "MaxRestartsExceeded", 2)
+    assert status["restarts"] == {
+        "total": 2,
+        "failures": 2,
+        "disruptions": 0,
+        "byCause": {"Crashed": 2},
+    }
+    assert status["lastAttemptEnd"]["exitCode"] == 1
+    assert "CUDA error" in status["lastAttemptEnd"]["message"]
+    assert description.condition("Failed") == ("True", "MaxRestartsExceeded")
+    assert restart_events(description) == [("Warning", "Restarting")] * 2
+    assert description.reasons()[-1] == ("Warning", "Failed")
+
+
+# ---------------------------------------------------------------------------
+# d. User code that cannot import.
+# ---------------------------------------------------------------------------
+
+
+def test_d_user_code_that_cannot_import_fails_at_once(e2e: E2ECluster) -> None:
+    name = "noimport"
+    with PodRecorder(e2e, name) as recorder:
+        e2e.apply(
+            manifests.digits(name, e2e.trainer_image, entrypoint="rekindle_e2e_missing.model:build")
+        )
+        e2e.wait_phase(name, "Failed", timeout=120)
+        time.sleep(2)  # a (wrong) restart would show up by now
+        pods = recorder.pods()
+    description = e2e.describe(name)
+    status = description.status
+    assert [p.name for p in pods] == [f"{name}-1"]
+    assert pods[0].exit_code == 2
+    assert message_of(pods[0].termination_message)["outcome"] == "invalid"
+    row = e2e.get_tj_row(name)
+    assert (row["Phase"], row["Reason"], row["Restarts"]) == ("Failed", "InvalidConfig", 0)
+    assert status["attempt"] == 1
+    assert status["lastAttemptEnd"]["exitCode"] == 2
+    assert "rekindle_e2e_missing" in status["lastAttemptEnd"]["message"]
+    assert description.condition("Failed") == ("True", "InvalidConfig")
+    assert description.reasons() == [("Normal", "AttemptStarted"), ("Warning", "Failed")]
+    assert e2e.volume_report(CLAIM_OF.format(job=name), name)["checkpoints"] == []
+
+
+# ---------------------------------------------------------------------------
+# e. The operator killed mid-job, and a preemption nobody watched.
+# ---------------------------------------------------------------------------
+
+
+def test_e_operator_killed_mid_job_and_restarted(e2e: E2ECluster, reference: Finished) -> None:
+    name = "digits-operator"
+    claim = CLAIM_OF.format(job=name)
+    started = time.monotonic()
+    with PodRecorder(e2e, name) as recorder:
+        e2e.apply(manifests.digits(name, e2e.trainer_image))
+        e2e.wait_pod_running(f"{name}-1", timeout=RUN_TIMEOUT)
+        e2e.wait_checkpoint(claim, name, epoch=2, timeout=RUN_TIMEOUT)
+        e2e.kill_operator()
+        try:
+            # While no operator runs, the attempt is preempted: the end must be counted once.
+            e2e.preempt(f"{name}-1")
+            e2e.wait_gone("pods", f"{name}-1", timeout=60)
+        finally:
+            e2e.start_operator()
+        done = finish(e2e, name, recorder, started)
+        max_live = recorder.max_live
+    status = done.status
+    assert done.pods == [f"{name}-1", f"{name}-2"], "no duplicate pod"
+    assert max_live == 1
+    assert status["restarts"] == {
+        "total": 1,
+        "failures": 0,
+        "disruptions": 1,
+        "byCause": {"Preempted": 1},
+    }
+    assert status["attempt"] == 2
+    assert (done.row["Phase"], done.row["Restarts"]) == ("Succeeded", 1)
+    assert status["earlyStopEpoch"] == reference.status["earlyStopEpoch"]
+    assert done.final["model_sha256"] == reference.final["model_sha256"]
+    reasons = done.description.reasons()
+    assert reasons.count(("Normal", "AttemptStarted")) == 1
+    assert reasons.count(("Normal", "Restarting")) == 1
+    assert reasons[-1] == ("Normal", "EarlyStopped")
+
+
+# ---------------------------------------------------------------------------
+# f. Suspend, then resume.
+# ---------------------------------------------------------------------------
+
+
+def test_f_suspend_saves_and_resume_continues(e2e: E2ECluster, reference: Finished) -> None:
+    name = "digits-suspend"
+    claim = CLAIM_OF.format(job=name)
+    started = time.monotonic()
+    with PodRecorder(e2e, name) as recorder:
+        e2e.apply(manifests.digits(name, e2e.trainer_image))
+        e2e.wait_pod_running(f"{name}-1", timeout=RUN_TIMEOUT)
+        e2e.wait_checkpoint(claim, name, epoch=3, timeout=RUN_TIMEOUT)
+        e2e.patch_job(name, {"spec": {"suspend": True}})
+        suspended = e2e.wait_phase(name, "Suspended", timeout=120)
+        e2e.wait_gone("pods", f"{name}-1", timeout=60)
+        on_suspend = e2e.describe(name)
+        row = e2e.get_tj_row(name)
+        volume = e2e.volume_report(claim, name)
+        first = recorder.pods()[0]
+
+        # the trainer saved on SIGTERM and said so
+        assert first.exit_code == 143
+        message = message_of(first.termination_message)
+        assert message["outcome"] == "preempted"
+        saved = [c for c in volume["checkpoints"] if "corrupt" not in c][-1]
+        assert saved["trigger"] == "sigterm"
+        assert saved["name"] == message["checkpoint"]
+        assert (row["Phase"], row["Restarts"]) == ("Suspended", 0)
+        assert suspended["status"]["reason"] == "Suspended"
+        assert on_suspend.condition("Suspended") == ("True", "Suspended")
+        assert ("Normal", "Suspended") in on_suspend.reasons()
+        time.sleep(2)
+        assert recorder.names() == [f"{name}-1"], "no attempt while suspended"
+
+        e2e.patch_job(name, {"spec": {"suspend": False}})
+        done = finish(e2e, name, recorder, started)
+    status = done.status
+    assert done.pods == [f"{name}-1", f"{name}-2"]
+    assert status["attempt"] == 2
+    assert status["restarts"]["total"] == 0, "a suspension is not a restart"
+    epoch, step = saved["epoch"], saved["step"]
+    resumed = [m for t, r, m in done.description.events if r == "AttemptStarted"][-1]
+    assert f"epoch {epoch} step {step}" in resumed, resumed
+    # it continued from the saved checkpoint, and ended where the uninterrupted run did
+    later = [c for c in done.volume["checkpoints"] if "corrupt" not in c and c["attempt"] == 2]
+    assert later
+    assert min(c["step"] for c in later) > step
+    assert status["earlyStopEpoch"] == reference.status["earlyStopEpoch"]
+    assert done.final["model_sha256"] == reference.final["model_sha256"]
+    assert done.description.condition("Succeeded") == ("True", "EarlyStopped")
+
+
+# ---------------------------------------------------------------------------
+# g. The job deleted.
+# ---------------------------------------------------------------------------
+
+
+def test_g_deleted_job_takes_its_pods_but_not_the_users_claim(e2e: E2ECluster) -> None:
+    name = "digits-deleted"
+    claim = "my-checkpoints"
+    e2e.apply(manifests.user_claim(claim))
+    checkpoint = {"size": None, "volumeClaimName": claim}
+    e2e.apply(manifests.digits(name, e2e.trainer_image, checkpoint=checkpoint))
+    e2e.wait_pod_running(f"{name}-1", timeout=RUN_TIMEOUT)
+    e2e.wait_checkpoint(claim, name, epoch=1, timeout=RUN_TIMEOUT)
+    e2e.delete_job(name)
+    e2e.wait_gone("trainingjobs", name, timeout=60)
+    e2e.wait_gone("pods", f"{name}-1", timeout=90)
+    assert e2e.pods(name) == []
+    assert e2e.get("persistentvolumeclaims", claim) is not None, "the user's claim stays"
+    assert e2e.get("persistentvolumeclaims", CLAIM_OF.format(job=name)) is None, "none created"
+    kept = e2e.volume_report(claim, name)["checkpoints"]
+    assert [c for c in kept if "corrupt" not in c], "the checkpoints on it stay"
