@@ -205,12 +205,7 @@ class Cluster:
     def create(self, obj: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
         """Create a manifest (``apiVersion`` and ``kind`` pick the resource); 409 if it exists."""
         resource = resource_of(self.emulator.resources, obj)
-        created = self.call(lambda s: s.create(resource, namespace, obj))
-        if resource.plural == "customresourcedefinitions":
-            from tests.kube import resources as declared
-
-            declared.declare_crd(self.emulator.resources, created)
-        return created
+        return self.call(lambda s: s.create(resource, namespace, obj))
 
     def create_from_file(
         self, path: Path, namespace: str | None = None

@@ -34,8 +34,6 @@ from tests.kube.store import (
     WatchEvent,
 )
 
-CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-
 
 def view_event(
     event: WatchEvent,
@@ -203,10 +201,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     async def _serve_create(self, request: rendering.Request) -> rendering.Payload:
         resource = self._resource(request)
         if request.name is None:
-            created = self.store.create(resource, request.namespace, request.data)
-            if resource == CRDS:
-                resources.declare_crd(self.resources, created)
-            return created
+            return self.store.create(resource, request.namespace, request.data)
         if resource == PODS and request.subresource == "binding":
             return self.store.bind_pod(str(request.namespace), request.name, request.data)
         if resource == PODS and request.subresource == "eviction":

@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 import kmock
 
-from tests.kube import patches, selectors, validation
+from tests.kube import patches, resources, schema, selectors, validation
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 Key = tuple[kmock.resource, str | None, str]
@@ -37,6 +37,7 @@ NAMESPACES = kmock.resource("", "v1", "namespaces")
 PODS = kmock.resource("", "v1", "pods")
 PVCS = kmock.resource("", "v1", "persistentvolumeclaims")
 PVS = kmock.resource("", "v1", "persistentvolumes")
+CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 #: The default grace period of a pod (``spec.terminationGracePeriodSeconds``).
 DEFAULT_GRACE_SECONDS = 30
@@ -134,6 +135,8 @@ class Store:
     listeners: list[Callable[[WatchEvent], None]] = field(default_factory=list)
     #: Whether a created claim binds at once (a storage class with ``Immediate`` binding).
     bind_claims: bool = True
+    #: The structural schema of each custom resource, from its CRD.
+    schemas: dict[kmock.resource, dict[str, Any]] = field(default_factory=dict)
 
     # --- resource facts -------------------------------------------------------
 
@@ -294,6 +297,7 @@ class Store:
         obj["kind"] = self._kind(resource)
         if "status" in info.subresources:
             obj.pop("status", None)  # the status of a new object is the server's to set
+        obj = self._admit(resource, obj, None)
         if resource == PODS:
             self._default_pod(obj)
         elif resource == PVCS:
@@ -306,12 +310,39 @@ class Store:
         else:
             self.objects[key] = obj
         self._emit(WatchEvent(self.revision, resource, "ADDED", copy.deepcopy(obj)))
+        if resource == CRDS:
+            self._declare(obj)
 
         created = copy.deepcopy(obj)  # the answer shows the object as created, before controllers
         if resource == PVCS and self.bind_claims:
             self._bind_claim(key)
         self._collect_dangling(key)
         return created
+
+    def _declare(self, crd: dict[str, Any]) -> None:
+        """A created CRD serves its resource, with its schema (as the API server does)."""
+        for resource in resources.declare_crd(self.resources, crd):
+            found = schema.openapi_schema(crd, str(resource.version))
+            if found is not None:
+                self.schemas[resource] = found
+
+    def _admit(
+        self, resource: kmock.resource, obj: dict[str, Any], old: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """Prune, default and validate a custom resource by its CRD's schema; 422 if invalid."""
+        structural = self.schemas.get(resource)
+        if structural is None:
+            return obj
+        stored, problems = schema.admit(obj, structural, old)
+        if problems:
+            name = obj.get("metadata", {}).get("name", "")
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{self._kind(resource)}.{resource.group} "{name}" is invalid: '
+                + "; ".join(problems),
+            )
+        return stored
 
     @staticmethod
     def _default_pod(pod: dict[str, Any]) -> None:
@@ -350,6 +381,8 @@ class Store:
             raise ApiError(
                 422, "Invalid", f'{new["kind"]} "{key[2]}" is invalid: {"; ".join(errors)}'
             )
+        new = self._admit(resource, new, old)
+        new_meta = new["metadata"]
         if old_meta.get("deletionTimestamp"):
             added = set(new_meta.get("finalizers") or []) - set(old_meta.get("finalizers") or [])
             if added:

@@ -18,6 +18,7 @@ import kubernetes.watch
 import pytest
 
 from tests.kube.cluster import Cluster
+from tests.kube.store import ApiError
 
 #: The client's generated types want model objects; these tests send the plain dicts users write.
 k8s: Any = kubernetes
@@ -42,7 +43,7 @@ def tj(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "TrainingJob",
         "metadata": {"name": name, "labels": labels or {}},
-        "spec": {"epochs": 1},
+        "spec": {"image": "trainer:dev", "entrypoint": "m:f", "training": {"epochs": 1}},
     }
 
 
@@ -126,7 +127,7 @@ def test_watch_with_label_selector_sees_objects_enter_and_leave(
         time.sleep(0.3)
         kube_api.create(tj("other", {"team": "b"}), "default")
         kube_api.create(tj("mine", {"team": "a"}), "default")
-        kube_api.patch("tj", "default", "mine", {"spec": {"epochs": 2}})
+        kube_api.patch("tj", "default", "mine", {"spec": {"training": {"epochs": 2}}})
         kube_api.patch("tj", "default", "mine", {"metadata": {"labels": {"team": "b"}}})
         kube_api.patch("tj", "default", "other", {"metadata": {"labels": {"team": "a"}}})
 
@@ -193,7 +194,7 @@ def test_patch_formats_through_the_client(kube_api: Cluster, api: Any) -> None:
     custom = k8s.client.CustomObjectsApi(api)
     custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, tj("j"))
     merged = custom.patch_namespaced_custom_object(
-        GROUP, VERSION, "default", PLURAL, "j", {"spec": {"epochs": 2}}
+        GROUP, VERSION, "default", PLURAL, "j", {"spec": {"training": {"epochs": 2}}}
     )
     assert merged["metadata"]["generation"] == 2
     status_only = custom.patch_namespaced_custom_object_status(
@@ -202,15 +203,18 @@ def test_patch_formats_through_the_client(kube_api: Cluster, api: Any) -> None:
         "default",
         PLURAL,
         "j",
-        {"status": {"phase": "Running"}, "spec": {"epochs": 9}},
+        {"status": {"phase": "Running"}, "spec": {"training": {"epochs": 9}}},
         _content_type="application/merge-patch+json",
     )
-    assert (status_only["spec"]["epochs"], status_only["status"]["phase"]) == (2, "Running")
+    assert (status_only["spec"]["training"]["epochs"], status_only["status"]["phase"]) == (
+        2,
+        "Running",
+    )
     assert status_only["metadata"]["generation"] == 2
 
     strategic = urllib.request.Request(
         f"{kube_api.url}/apis/{GROUP}/{VERSION}/namespaces/default/{PLURAL}/j",
-        data=b'{"spec": {"epochs": 3}}',
+        data=b'{"spec": {"training": {"epochs": 3}}}',
         method="PATCH",
         headers={"Content-Type": "application/strategic-merge-patch+json"},
     )
@@ -318,3 +322,36 @@ def test_get_table_prints_the_crd_columns(kube_api: Cluster) -> None:
     assert table[0]["Age"].endswith("s")
     assert "Reason" not in table[0]
     assert "Reason" in kube_api.get_table("tj", "default", wide=True)[0]
+
+
+def test_custom_resources_are_pruned_defaulted_and_validated(kube_api: Cluster) -> None:
+    job = tj("schema")
+    job["spec"]["unknownField"] = "dropped"
+    created = kube_api.create(job, "default")
+    assert "unknownField" not in created["spec"], "unknown fields are pruned, as a real API does"
+    assert created["spec"]["training"]["batchSize"] == 32, "the CRD's defaults are applied"
+    status = kube_api.patch(
+        "tj",
+        "default",
+        "schema",
+        {"status": {"phase": "Running", "notInSchema": 1}},
+        subresource="status",
+    )
+    assert status["status"] == {"phase": "Running"}
+
+    missing = tj("bad")
+    del missing["spec"]["image"]
+    with pytest.raises(ApiError) as info:
+        kube_api.create(missing, "default")
+    assert info.value.status == 422
+    assert "'image' is a required property" in info.value.message
+
+    both = tj("both")
+    both["spec"]["command"] = ["python", "train.py"]
+    with pytest.raises(ApiError, match=r"exactly one of spec\.entrypoint") as info:
+        kube_api.create(both, "default")
+    assert info.value.status == 422, "x-kubernetes-validations (CEL) rules are enforced"
+
+    with pytest.raises(ApiError) as info:
+        kube_api.patch("tj", "default", "schema", {"spec": {"training": {"epochs": "many"}}})
+    assert info.value.status == 422

@@ -34,12 +34,12 @@ def configure(settings: kopf.OperatorSettings, **_):
 def created(name, body, patch, **_):
     record("create", name)
     kopf.info(body, reason="Seen", message=f"created {name}")
-    patch.status["phase"] = "Seen"
+    patch.status["phase"] = "Pending"  # a phase the chart's CRD allows
 
 @kopf.on.update("rekindle.dev", "v1alpha1", "trainingjobs", field="spec")
 def updated(name, patch, **_):
     record("update", name)
-    patch.status["phase"] = "Updated"
+    patch.status["phase"] = "Running"
 
 @kopf.on.delete("rekindle.dev", "v1alpha1", "trainingjobs")
 def deleted(name, **_):
@@ -52,7 +52,7 @@ def tj(name: str) -> dict[str, Any]:
         "apiVersion": "rekindle.dev/v1alpha1",
         "kind": "TrainingJob",
         "metadata": {"name": name, "namespace": NS},
-        "spec": {"epochs": 1},
+        "spec": {"image": "trainer:dev", "entrypoint": "m:f", "training": {"epochs": 1}},
     }
 
 
@@ -81,16 +81,16 @@ def test_kopf_operator_against_the_emulator(
     kube_api.create(tj("early"))  # exists before the operator starts
 
     operator = kopf_runner(["--standalone", *scope, str(script)], env={"HANDLER_LOG": str(calls)})
-    kube_api.wait_for("tj", NS, "early", phase("Seen"), what="status.phase Seen")
+    kube_api.wait_for("tj", NS, "early", phase("Pending"), what="status.phase Pending")
     kube_api.create(tj("late"))
-    late = kube_api.wait_for("tj", NS, "late", phase("Seen"), what="status.phase Seen")
+    late = kube_api.wait_for("tj", NS, "late", phase("Pending"), what="status.phase Pending")
     assert late["metadata"]["generation"] == 1, "a status write does not bump generation"
 
     time.sleep(2.5)  # the watches end (timeoutSeconds=1) and resume from their versions
     assert handler_calls(calls) == [("create", "early"), ("create", "late")]
 
-    kube_api.patch("tj", NS, "late", {"spec": {"epochs": 2}})
-    updated = kube_api.wait_for("tj", NS, "late", phase("Updated"), what="status.phase Updated")
+    kube_api.patch("tj", NS, "late", {"spec": {"training": {"epochs": 2}}})
+    updated = kube_api.wait_for("tj", NS, "late", phase("Running"), what="status.phase Running")
     assert updated["metadata"]["generation"] == 2
 
     kube_api.delete("tj", NS, "late")
