@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from rekindle_operator import validation
 from rekindle_operator.local import session
 
 FAKE = Path(__file__).with_name("local_fake_trainer.py")
@@ -402,3 +403,52 @@ def test_a_time_fault_fires_once_counted_from_the_first_attempt(tmp_path: Path) 
     assert status["restarts"]["byCause"] == {"Preempted": 1}
     assert out.count("injecting sigterm@seconds=0.8") == 1
     assert status["earlyStopEpoch"] == 8
+
+
+def _decided_but_not_started(workdir: Path, manifest: Path) -> None:
+    """A job.json as a run of ``manifest`` leaves it when interrupted right after deciding on
+    attempt 2."""
+    workdir.mkdir()
+    record = {
+        "apiVersion": "rekindle.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": "fake", "uid": "uid-1", "generation": 1},
+        "spec": validation.load(manifest).document["spec"],
+        "status": {
+            "phase": "Pending",
+            "reason": "AttemptStarted",
+            "attempt": 2,
+            "restarts": {"total": 1, "disruptions": 1, "byCause": {"Preempted": 1}},
+            "startTime": "2026-11-26T10:00:00Z",
+            "lastAttemptStartTime": "2026-11-26T10:01:00Z",
+            "lastAttemptEnd": {"attempt": 1, "cause": "Preempted", "exitCode": 143},
+        },
+    }
+    (workdir / "job.json").write_text(json.dumps(record))
+
+
+def test_an_attempt_decided_but_never_started_is_started_by_the_next_run(
+    tmp_path: Path,
+) -> None:
+    workdir, manifest = tmp_path / "wd", _manifest(tmp_path)
+    _decided_but_not_started(workdir, manifest)
+    code, out, _ = _run(manifest, workdir)
+    assert code == 0, out
+    assert "picking up: attempt 2 was decided by the previous run" in out
+    assert not (workdir / "attempts" / "0001").exists()
+    status = _status(workdir)
+    assert (status["phase"], status["attempt"], status["restarts"]["total"]) == ("Succeeded", 2, 1)
+    assert status["observedGeneration"] == 1
+
+
+def test_an_attempt_decided_but_never_started_is_not_started_once_suspended(
+    tmp_path: Path,
+) -> None:
+    workdir = tmp_path / "wd"
+    _decided_but_not_started(workdir, _manifest(tmp_path))
+    code, out, _ = _run(_manifest(tmp_path, suspend=True), workdir)
+    assert code == 0, out
+    assert not (workdir / "attempts").exists()
+    status = _status(workdir)
+    assert (status["phase"], status["attempt"], status["restarts"]["total"]) == ("Suspended", 2, 1)
+    assert status["observedGeneration"] == 2  # the spec changed: suspend: true

@@ -157,6 +157,17 @@ class LocalRunner:
                     return self._interrupted()
                 decision = self.decide(None)
                 continue
+            if action is Action.STOP:
+                # Attempts run only inside _run_attempt, so none of ours runs now:
+                # the attempt to stop is not running, and the stop is done at once.
+                decision = self.decide(
+                    classify.AttemptEnd(
+                        attempt=decision.attempt,
+                        cause=Cause.STOPPED,
+                        message=f"stopped: {self.job.status.reason}; attempt was not running",
+                    )
+                )
+                continue
             if self.job.status.finished:
                 return self._finish()
             if self.job.status.phase is Phase.SUSPENDED:
@@ -179,9 +190,14 @@ class LocalRunner:
         status = self.job.status
         if status.attempt_live and not status.finished:
             number = status.attempt
-            if not AttemptFiles.under(self.settings.workdir.attempts_dir, number).folder.exists():
+            never_started = not AttemptFiles.under(
+                self.settings.workdir.attempts_dir, number
+            ).folder.exists()
+            if never_started and not self.job.spec.suspend:
                 self.say(f"picking up: attempt {number} was decided by the previous run")
                 return Decision(action=Action.START, status=status, attempt=number)
+            if never_started:
+                return self.decide(None)  # suspended meanwhile: the engine says stop
             return self.decide(self._orphan_end(number))
         if status.phase is not None and not status.finished:
             self.say(f"picking up the job in phase {status.phase.value} ({status.message})")
