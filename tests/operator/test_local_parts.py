@@ -190,7 +190,9 @@ def _status(**fields: Any) -> dict[str, Any]:
 
 
 def test_the_summary_reports_what_the_faults_cost_and_early_stopping_saved() -> None:
-    stats = RunStats(attempts=3, epochs_trained=13, faults=["sigkill@epoch=3"], seconds=61.04)
+    stats = RunStats(
+        attempts=3, epochs_trained=13, saves=14, faults=["sigkill@epoch=3"], seconds=61.04
+    )
     assert summary_lines(100, _status(), stats) == [
         "summary",
         "  phase         Succeeded (EarlyStopped)",
@@ -200,7 +202,8 @@ def test_the_summary_reports_what_the_faults_cost_and_early_stopping_saved() -> 
         "  early stop    epoch 12",
         "  best          val_loss 0.08312 at epoch 9",
         "  epoch budget  100 epochs; early stopping saved 88 (88%)",
-        "  this run      3 attempts (last attempt #3) in 61.0 s, injected sigkill@epoch=3",
+        "  this run      3 attempts (last attempt #3), 14 checkpoints saved in 61.0 s, "
+        "injected sigkill@epoch=3",
         "  checkpoint    ckpt-000012-0000000540",
     ]
 
@@ -215,7 +218,7 @@ def test_the_summary_of_a_failure_says_why() -> None:
         latestCheckpoint=None,
         restarts={},
     )
-    lines = summary_lines(20, status, RunStats(attempts=1))
+    lines = summary_lines(20, status, RunStats(attempts=1, saves=1))
     assert lines[1] == (
         "  phase         Failed (MaxRestartsExceeded): failed because of Crashed after 3 restarts"
     )
@@ -223,5 +226,5 @@ def test_the_summary_of_a_failure_says_why() -> None:
     assert "  early stop    did not fire" in lines
     assert "  best          none yet" in lines
     assert "  epoch budget  20 epochs" in lines
-    assert "  this run      1 attempt (last attempt #3) in 0.0 s" in lines
+    assert "  this run      1 attempt (last attempt #3), 1 checkpoint saved in 0.0 s" in lines
     assert not any(line.startswith("  checkpoint") for line in lines)

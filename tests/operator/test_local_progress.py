@@ -53,14 +53,21 @@ def test_view_draws_a_bar_per_epoch_and_a_line_at_its_end() -> None:
     assert started == ["trainer started at epoch 0, step 0 (budget 100 epochs, 8 steps/epoch)"]
     assert view.bar() is None
     assert view.lines_for(_event(ProgressKind.STEP, epoch=0, step=4, logs={"loss": 0.5})) == []
-    assert view.bar() == "epoch   1/100  [############............] 4/8  loss 0.5"
+    assert (
+        view.bar()
+        == "epoch   1/100  [############............] 4/8  loss 0.5  | 0 restarts, 0 saves"
+    )
     lines = view.lines_for(
         _event(ProgressKind.EPOCH_END, epoch=1, step=8, logs={"loss": 0.4, "val_loss": 0.3})
     )
     assert lines == ["epoch   1/100  [########################] 8/8  loss 0.4  val_loss 0.3"]
     assert view.bar() is None
+    view.lines_for(_event(ProgressKind.CHECKPOINT, checkpoint="c", epoch=1, step=8))
     view.lines_for(_event(ProgressKind.STEP, epoch=1, step=10, logs={"loss": 0.35}))
-    assert view.bar() == "epoch   2/100  [######..................] 2/8  loss 0.35"
+    assert (
+        view.bar()
+        == "epoch   2/100  [######..................] 2/8  loss 0.35  | 0 restarts, 1 save"
+    )
 
 
 def test_view_reports_resume_save_early_stop_and_end() -> None:
@@ -101,11 +108,24 @@ def test_view_reports_resume_save_early_stop_and_end() -> None:
     ]
 
 
+def test_the_bar_tallies_the_attempt_restarts_and_saves() -> None:
+    view = ProgressView(epochs=20, steps_per_epoch=10, attempt=3, restarts=1, saves=4)
+    view.lines_for(_event(ProgressKind.RESTORED, checkpoint="c", epoch=2, step=20))
+    view.lines_for(_event(ProgressKind.STEP, epoch=2, step=25, logs={"val_loss": 1, "loss": 2}))
+    bar = view.bar()
+    assert (
+        bar
+        == "epoch  3/20  [############............]  5/10  loss 2  | attempt 3, 1 restart, 4 saves"
+    )
+    view.lines_for(_event(ProgressKind.CHECKPOINT, checkpoint="d", epoch=2, step=25))
+    assert view.saves == 5
+
+
 def test_view_without_steps_per_epoch_counts_steps() -> None:
     view = ProgressView()
     view.lines_for(_event(ProgressKind.STARTED, epoch=0, step=0, epochs=5, steps_per_epoch=None))
     view.lines_for(_event(ProgressKind.STEP, epoch=0, step=3))
-    assert view.bar() == "epoch 1/5  step 3"
+    assert view.bar() == "epoch 1/5  step 3  | 0 restarts, 0 saves"
 
 
 class _Terminal(io.StringIO):

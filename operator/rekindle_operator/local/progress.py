@@ -103,7 +103,8 @@ class ProgressView:
 
     Feed every event to :meth:`lines_for`, which returns the lines to print
     for it; :meth:`bar` is the bar of the epoch in progress (``None`` between
-    epochs).
+    epochs), with the loss so far, the attempt, the job's restarts and the
+    checkpoints saved.
     """
 
     epochs: int | None = None
@@ -112,6 +113,10 @@ class ProgressView:
     step: int = 0
     epoch_start_step: int = 0
     in_epoch: bool = False
+    #: Shown at the end of the bar: the attempt, the job's restarts so far, saves seen.
+    attempt: int | None = None
+    restarts: int = 0
+    saves: int = 0
     logs: dict[str, Any] = field(default_factory=dict)
 
     def lines_for(self, event: ProgressEvent) -> list[str]:
@@ -155,6 +160,7 @@ class ProgressView:
             self.logs = {}
             return [line.rstrip()]
         if kind is ProgressKind.CHECKPOINT:
+            self.saves += 1
             seconds = data.get("seconds")
             took = f"{seconds:.2f} s, " if isinstance(seconds, int | float) else ""
             return [
@@ -175,8 +181,11 @@ class ProgressView:
         if not self.in_epoch:
             return None
         text = f"{self._epoch_label(self.epochs_done + 1)}  {self._bar_text(done=False)}"
-        logs = format_logs(self.logs, limit=2)
-        return f"{text}  {logs}".rstrip()
+        logs = format_logs(self.logs, limit=1)
+        tally = [f"attempt {self.attempt}"] if self.attempt is not None else []
+        tally.append(f"{self.restarts} restart" + ("" if self.restarts == 1 else "s"))
+        tally.append(f"{self.saves} save" + ("" if self.saves == 1 else "s"))
+        return f"{text}  {logs}".rstrip() + "  | " + ", ".join(tally)
 
     def _moved_to(self, data: dict[str, Any]) -> None:
         """The trainer (re)started at the position in ``data``."""

@@ -272,7 +272,12 @@ class LocalRunner:
         self._record_pid(attempt.pid)
         self.decide(classify.AttemptRunning(attempt=number, started_at=self.settings.clock()))
         self.say(f"attempt {number} running (pid {attempt.pid}; output in {files.output_log})")
-        view = ProgressView(epochs=spec.training.epochs)
+        view = ProgressView(
+            epochs=spec.training.epochs,
+            attempt=number,
+            restarts=self.job.status.restarts.total,
+            saves=self.stats.saves,
+        )
         position: dict[str, Any] = {}
 
         def on_progress(event: ProgressEvent | None) -> str | None:
@@ -295,7 +300,7 @@ class LocalRunner:
                 return self.job.status.message or decision.action.value
             return None
 
-        return supervise(
+        supervised = supervise(
             attempt,
             view=view,
             faults=self.settings.faults,
@@ -308,6 +313,8 @@ class LocalRunner:
             on_progress=on_progress,
             say=self.say,
         )
+        self.stats.saves = view.saves
+        return supervised
 
     def _report_end(self, supervised: Supervised, end: classify.AttemptEnd) -> None:
         what = end.message

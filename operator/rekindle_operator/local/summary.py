@@ -19,6 +19,8 @@ class RunStats:
     attempts: int = 0
     #: Epoch ends reported by the trainer, re-trained epochs included.
     epochs_trained: int = 0
+    #: Checkpoints the trainer reported published.
+    saves: int = 0
     faults: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -88,4 +90,5 @@ def _this_run(status: Mapping[str, Any], stats: RunStats) -> str:
     attempt = status.get("attempt")
     last = f" (last attempt #{attempt})" if attempt else ""
     attempts = f"{stats.attempts} attempt" + ("" if stats.attempts == 1 else "s")
-    return f"{attempts}{last} in {stats.seconds:.1f} s{faults}"
+    saves = f", {stats.saves} checkpoint" + ("" if stats.saves == 1 else "s") + " saved"
+    return f"{attempts}{last}{saves} in {stats.seconds:.1f} s{faults}"
