@@ -15,6 +15,7 @@ The order of the writes makes every crash point safe:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -40,6 +41,8 @@ from rekindle_operator.handlers.context import OperatorContext
 from rekindle_operator.parsing import DocumentError
 from rekindle_operator.reasons import Cause, EventReason, EventType, Phase, Reason
 
+#: How long a pod that the API no longer has is waited for in the watch (its last state).
+MISSING_GRACE_SECONDS = 2.0
 #: Why the operator stopped a pod, written in its stop annotation (see :mod:`classify`).
 STOP_REASONS = {engine.Action.STOP: "Suspended", engine.Action.FAIL: "JobFailed"}
 
@@ -89,6 +92,10 @@ async def reconcile(
     )
     generation = job.get("metadata", {}).get("generation")
     decision = engine.decide(spec, status, observed, now, generation=generation)
+    if pod is None and observed is None and status.attempt_live:
+        decision = dataclasses.replace(
+            decision, requeue_after=_sooner(decision.requeue_after, MISSING_GRACE_SECONDS)
+        )
     decision = await _act(
         ctx,
         job=job,
@@ -138,8 +145,19 @@ async def _observe(
     timeout = spec.restart_policy.pending_timeout_seconds
     if pod is not None:
         return pod, classify.classify_pod(pod, now=now, pending_timeout_seconds=timeout)
-    last = ctx.wakeups.gone_pod(key, wanted) or _vanished_pod(wanted, status)
+    last = ctx.wakeups.gone_pod(key, wanted)
+    if last is None:
+        # Gone without a DELETED event seen: either it vanished while no operator watched,
+        # or the event is still on its way (and its last state says why the pod ended).
+        if ctx.wakeups.first_missing(key, wanted) + MISSING_GRACE_SECONDS > time.monotonic():
+            return None, None
+        last = _vanished_pod(wanted, status)
     return None, classify.classify_pod(last, now=now, pending_timeout_seconds=timeout, gone=True)
+
+
+def _sooner(a: float | None, b: float) -> float:
+    """The smaller of two delays, None meaning "never"."""
+    return b if a is None else min(a, b)
 
 
 def _vanished_pod(name: str, status: statuses.Status) -> dict[str, Any]:
@@ -178,14 +196,21 @@ async def _act(
         await _delete_pod(ctx, pod, spec)
         logger.info("Deleted pod %s: attempt ended (%s)", pod["metadata"]["name"], observed.cause)
     if action in (engine.Action.START, engine.Action.RESTART):
-        problem = await _start_attempt(ctx, job, spec, decision.attempt)
+        problem, existed = await _start_attempt(ctx, job, spec, decision.attempt)
         if problem is not None:
             logger.error("Cannot start attempt %d: %s", decision.attempt, problem)
             end = classify.AttemptEnd(
                 attempt=decision.attempt, cause=Cause.INVALID, message=problem
             )
             return engine.decide(spec, decision.status, end, now)
-        logger.info("Created pod %s", ownership.pod_name(meta["name"], decision.attempt))
+        name = ownership.pod_name(meta["name"], decision.attempt)
+        if existed:
+            # Made by an operator that stopped before writing the status: it may have
+            # run (and ended) since, so look at it again right after this pass.
+            logger.info("Pod %s already exists", name)
+            decision = dataclasses.replace(decision, requeue_after=0.0)
+        else:
+            logger.info("Created pod %s", name)
         if action is engine.Action.RESTART and woken_at is not None:
             ctx.metrics.reaction_seconds.observe(time.monotonic() - woken_at)
     elif action is engine.Action.STOP or (
@@ -208,14 +233,14 @@ async def _act(
 
 async def _start_attempt(
     ctx: OperatorContext, job: Mapping[str, Any], spec: specs.TrainingJobSpec, attempt: int
-) -> str | None:
-    """Ensure the checkpoint claim and create the attempt's pod; a problem that no retry fixes."""
+) -> tuple[str | None, bool]:
+    """Ensure the claim and create the attempt's pod: (a problem no retry fixes, pod existed)."""
     meta = job["metadata"]
     namespace = meta["namespace"]
     try:
         pod = pods.build_pod(job, spec, attempt, trainer_config.project(spec))
     except (pods.PodSpecError, ValueError) as exc:
-        return str(exc)
+        return str(exc), False
     claim = volumes.build_claim(job, spec)
     try:
         if claim is not None:
@@ -223,7 +248,7 @@ async def _start_attempt(
         created = await ctx.api.create(kubeapi.PODS, namespace, pod)
     except kubeapi.ApiError as exc:
         if exc.status in (400, 422):  # the API server rejects the object itself: no retry helps
-            return f"the API server rejected the pod or claim: {exc}"
+            return f"the API server rejected the pod or claim: {exc}", False
         raise
     if not created:
         existing = await ctx.api.get(kubeapi.PODS, namespace, pod["metadata"]["name"])
@@ -231,8 +256,8 @@ async def _start_attempt(
             return (
                 f"pod {namespace}/{pod['metadata']['name']} already exists and is not owned by "
                 "this TrainingJob; delete that pod or rename the job"
-            )
-    return None
+            ), True
+    return None, not created
 
 
 def _holds_node(pod: Mapping[str, Any]) -> bool:

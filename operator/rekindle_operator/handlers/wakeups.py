@@ -29,6 +29,8 @@ class JobSlot:
     spec: Any = None
     #: ``time.monotonic()`` of the first wake not yet taken (for the reaction metric).
     woken_at: float | None = None
+    #: Pod name -> ``time.monotonic()`` when the API was first found without it.
+    missing: dict[str, float] = field(default_factory=dict)
 
 
 class Wakeups:
@@ -76,10 +78,15 @@ class Wakeups:
         """The last body of pod ``name`` if it was seen deleted."""
         return self.slot(key).gone.get(name)
 
+    def first_missing(self, key: JobKey, name: str) -> float:
+        """When pod ``name`` was first found missing from the API (now, the first time)."""
+        return self.slot(key).missing.setdefault(name, time.monotonic())
+
     def forget_gone(self, key: JobKey, keep: str | None = None) -> None:
         """Drop the deleted pods remembered for ``key`` (all but ``keep``)."""
         slot = self.slot(key)
         slot.gone = {k: v for k, v in slot.gone.items() if k == keep}
+        slot.missing = {k: v for k, v in slot.missing.items() if k == keep}
 
     def forget(self, key: JobKey) -> None:
         """Drop everything about a job that is gone."""
