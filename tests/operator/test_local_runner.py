@@ -452,3 +452,18 @@ def test_an_attempt_decided_but_never_started_is_not_started_once_suspended(
     status = _status(workdir)
     assert (status["phase"], status["attempt"], status["restarts"]["total"]) == ("Suspended", 2, 1)
     assert status["observedGeneration"] == 2  # the spec changed: suspend: true
+
+
+def test_the_deadline_cuts_a_backoff_short(tmp_path: Path) -> None:
+    manifest = _manifest(
+        tmp_path,
+        activeDeadlineSeconds=3,
+        restartPolicy={"maxRestarts": 3, "backoff": {"initialSeconds": 60}},
+    )
+    started = time.monotonic()
+    code, out, _ = _run(manifest, tmp_path / "wd", "crash@epoch=1")
+    assert code == 1, out
+    assert time.monotonic() - started < 30
+    status = _status(tmp_path / "wd")
+    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
+    assert status["restarts"]["byCause"] == {"Crashed": 1}

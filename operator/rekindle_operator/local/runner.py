@@ -152,7 +152,10 @@ class LocalRunner:
             if action is Action.RESTART_AFTER or (
                 action is Action.WAIT and self.job.status.phase is Phase.RESTARTING
             ):
-                wait = decision.delay_seconds or decision.requeue_after or 0.0
+                # requeue_after is the backoff, or less when the deadline comes first.
+                wait = decision.requeue_after
+                if wait is None:
+                    wait = decision.delay_seconds
                 if not self._sleep(wait):
                     return self._interrupted()
                 decision = self.decide(None)
