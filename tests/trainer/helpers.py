@@ -52,7 +52,9 @@ def progress(folder: Path) -> list[ProgressEvent]:
     path = folder / "progress.jsonl"
     if not path.exists():
         return []
-    return [ProgressEvent.from_json(line) for line in path.read_text().splitlines() if line]
+    # The trainer may be writing a line right now: only whole lines are read.
+    complete = path.read_text().split("\n")[:-1]
+    return [ProgressEvent.from_json(line) for line in complete if line]
 
 
 def final_model(folder: Path) -> list[tuple[str, np.ndarray]]:

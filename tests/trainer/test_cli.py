@@ -31,7 +31,7 @@ DOC: dict[str, Any] = {
     "seed": 7,
     "hyperparameters": {"units": 256, "learningRate": 0.002},
     "checkpoint": {"everyEpochs": 1, "everySteps": 9, "keep": 2},
-    "earlyStopping": {"monitor": "val_loss", "patience": 2, "minDelta": 0.001},
+    "earlyStopping": {"monitor": "val_loss", "patience": 2, "minDelta": 0.01},
 }
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import pytest
 
 from rekindle_trainer import Session, contract, session
@@ -249,3 +250,29 @@ def test_invalid_configuration_touches_nothing(tmp_path: Path) -> None:
     assert "batchSize" in (run.message.error or "")
     assert not (tmp_path / "ckpt").exists()
     assert helpers.termination(tmp_path).outcome is Outcome.INVALID
+
+
+def test_library_api_trains_a_users_own_model(tmp_path: Path) -> None:
+    """A user script: its own model and arrays, one `fit`, the exit code to return."""
+    doc = {
+        "epochs": 2,
+        "batchSize": 64,
+        "checkpoint": {"everyEpochs": 0, "everySeconds": 0.001},
+        "earlyStopping": {"monitor": "loss", "patience": 5},
+    }
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 4)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    with session(helpers.env_for(tmp_path, doc)) as run:
+        with run.strategy.scope():
+            model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+            model.compile(optimizer="sgd", loss="mse")
+        message = run.fit(model, (x, y))
+    assert run.exit_code == 0
+    assert message.outcome is Outcome.COMPLETED
+    assert (message.epoch, message.step) == (2, 8)
+    triggers = [
+        e.data["trigger"] for e in helpers.progress(tmp_path) if e.kind is ProgressKind.CHECKPOINT
+    ]
+    assert "seconds" in triggers
+    assert helpers.termination(tmp_path) == message

@@ -43,9 +43,15 @@ def build_optimizer(model: Any) -> None:
 def snapshot(model: Any) -> dict[str, list[tuple[str, np.ndarray]]]:
     """Host copies of every variable (the only part of a save on the training thread)."""
     return {
-        group: [(v.path, np.array(v.numpy(), copy=True)) for v in values]
+        group: [(v.path, _host_copy(v)) for v in values]
         for group, values in variables(model).items()
     }
+
+
+def _host_copy(variable: Any) -> np.ndarray:
+    """``variable.numpy()`` is already a copy with TensorFlow; copy again only if it is a view."""
+    array = np.asarray(variable.numpy())
+    return array if array.flags.owndata else array.copy()
 
 
 def restore(
