@@ -1,35 +1,30 @@
-"""A real Prometheus scrapes a real trainer run and the real operator; every query is evaluated.
+"""A real Prometheus scrapes a real run on the emulated cluster; every query is evaluated.
 
-The trainer is ``rekindle-train`` itself (two attempts of one job: the first
-is SIGKILLed after epoch 3 with its newest checkpoint at epoch 2, the second
-resumes and stops early). The operator is the real ``rekindle operator``
-process against the emulated Kubernetes API of ``tests/kube``: it creates the
-job's pods, and this test reports each pod's end the way a kubelet would (the
-first lost with its node, the second finished with the real trainer's
-termination message), so every operator metric comes from the operator's own
-reconciles. A second job fails with an invalid configuration.
+The emulated cluster of ``tests/e2e`` (``tests/kube``'s API server, its
+process kubelet as the one node, the real ``rekindle operator`` process) runs
+two TrainingJobs: one whose code cannot load (Failed, invalid), and one whose
+first pod's node is lost after epoch 4 with its newest checkpoint at epoch 3;
+the operator replaces it at once and the second attempt resumes and stops
+early. Every pod is ``rekindle-train`` started by the kubelet with the
+environment the operator gave it.
 
-Prometheus scrapes both through configurations translated from the chart's
-rendered PodMonitor and ServiceMonitor, so the labels every query relies on
-come from the chart's relabeling. Then each panel, annotation, variable and
-alert expression is evaluated (trainer queries while the second attempt
-lingered after its early stop, operator queries once the operator recorded the
-job's success) and must return series with the labels its legend and grouping
-name.
+Prometheus finds the trainer pods through the pod objects the operator
+created and the node ports the kubelet gave them (what Kubernetes discovery
+would give), and scrapes them and the operator with configurations
+translated from the chart's rendered PodMonitor and ServiceMonitor, so the
+labels every query relies on come from the chart's relabeling. Each panel,
+annotation, variable and alert expression is then evaluated at moments of the
+run and must return series with the labels its legend and grouping name.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
+import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +34,7 @@ from rekindle_trainer import contract
 from tests.chart import promserver
 from tests.chart import queries as q
 from tests.chart import rendering as r
-from tests.kube.cluster import Cluster
-from tests.operator.test_operator import (
-    OperatorProcess,
-    end_pod,
-    install_crds,
-    stop_cluster,
-    terminated,
-    training_job,
-    wait_status,
-)
+from tests.e2e.emulated import TRAINER_IMAGE, EmulatedCluster
 from tests.support.deps import REPO_ROOT, need_tool
 
 NAMESPACE = "ml"
@@ -59,21 +45,9 @@ EMPTY_WHEN_HEALTHY = {"Kubernetes API errors"}
 #: What Grafana would put in for its interval macros over a short time range.
 MACROS = {"$__rate_interval": "5m", "$__interval": "1m"}
 EPOCHS = 40
-TRAINER_CONFIG: dict[str, Any] = {
-    "entrypoint": "tests.chart.scraped_model:build",
-    "epochs": EPOCHS,
-    "batchSize": 32,
-    "seed": 7,
-    "hyperparameters": {"learningRate": 0.01, "epochPauseSeconds": 1.0, "finalPauseSeconds": 8.0},
-    "checkpoint": {"everyEpochs": 2, "keep": 3},
-    "earlyStopping": {
-        "enabled": True,
-        "monitor": "val_loss",
-        "minDelta": 0.01,
-        "patience": 2,
-        "mode": "min",
-    },
-}
+#: The digits example (fast to converge), pausing after each epoch so that a
+#: 1 s scrape sees it, and longer after the early stop (see scraped_model.py).
+HYPERPARAMETERS = {"learningRate": 0.01, "epochPauseSeconds": 1.5, "finalPauseSeconds": 8.0}
 
 
 @dataclass
@@ -85,78 +59,44 @@ class Run:
     at: float
     #: After the operator recorded the job's success (the trainer is gone by then).
     at_operator: float
+    #: Just before the first attempt was lost (its checkpoint at epoch 3 was live).
+    at_first: float
     start: float
     #: The operator's /metrics text at the end (families without series show only here).
     operator_exposition: str = ""
-    trainer_logs: list[Path] = field(default_factory=list)
-
-
-def _start_trainer(workdir: Path, attempt: int, port: int) -> tuple[subprocess.Popen[bytes], Path]:
-    """``rekindle-train`` for one attempt, configured through the contract's environment."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        contract.ENV_CONFIG: json.dumps(TRAINER_CONFIG),
-        contract.ENV_CHECKPOINT_DIR: str(workdir / "checkpoints"),
-        contract.ENV_ATTEMPT: str(attempt),
-        contract.ENV_JOB_NAME: JOB,
-        contract.ENV_JOB_NAMESPACE: NAMESPACE,
-        contract.ENV_METRICS_PORT: str(port),
-        contract.ENV_TERMINATION_LOG: str(workdir / f"termination-{attempt}.json"),
-        contract.ENV_PROGRESS_FILE: str(workdir / f"progress-{attempt}.jsonl"),
-    }
-    log = workdir / f"trainer-{attempt}.log"
-    train = Path(sys.executable).with_name("rekindle-train")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(train)], env=env, stdout=out, stderr=subprocess.STDOUT, cwd=workdir
-        )
-    return process, log
-
-
-def _wait_progress(path: Path, process: subprocess.Popen[bytes], kind: str, epoch: int) -> None:
-    """Block until the trainer reports ``kind`` for ``epoch`` in its progress file."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if path.exists():
-            for line in path.read_text().splitlines():
-                event = json.loads(line)
-                if event["kind"] == kind and event.get("epoch") == epoch:
-                    return
-        assert process.poll() is None, f"trainer exited early with {process.returncode}"
-        time.sleep(0.1)
-    raise AssertionError(f"no {kind} for epoch {epoch} in {path}")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
-    """Cluster, operator, Prometheus and two trainer attempts; yields once the job succeeded."""
+    """The emulated cluster with its node and operator, Prometheus, and the story; then yields."""
     binary = need_tool("prometheus")
     workdir = tmp_path_factory.mktemp("prometheus-scrape")
     objs = r.objects(
         r.merge(r.ALL_ON, {"monitoring": {"prometheusRule": {"restartStorm": {"restarts": 1}}}})
     )
-    ports = {1: promserver.free_port(), 2: promserver.free_port()}
-    cluster = Cluster(workdir / "cluster").start()
+    cluster = EmulatedCluster(workdir, namespace=NAMESPACE).start()
     try:
-        cluster.ensure_namespace(NAMESPACE)
-        install_crds(cluster)
-        operator = OperatorProcess(cluster, workdir / "operator.log")
+        assert cluster.operator is not None
         targets = workdir / "trainer-targets.json"
         promserver.write_targets(targets, [])
-        jobs = _scrape_jobs(objs, operator.metrics_port, targets)
+        jobs = _scrape_jobs(objs, cluster.operator.metrics_port, targets)
         with promserver.prometheus(binary, workdir, jobs) as prom:
-            operator.start()
-            try:
-                monitor = r.one(objs, "PodMonitor")
-                run = _scenario(prom, workdir, cluster, ports, Discovery(monitor, targets, ports))
-                run.operator_exposition = operator.get("metrics", "/metrics")[1]
-                yield run
-            finally:
-                operator.stop()
-                print(f"--- operator log ---\n{operator.log_text()[-20000:]}")
+            discovery = Discovery(r.one(objs, "PodMonitor"), targets, cluster)
+            run = _scenario(prom, cluster, discovery)
+            run.operator_exposition = _get(cluster.operator.metrics_port, "/metrics")
+            yield run
     finally:
-        stop_cluster(cluster)
+        print(f"--- operator log ---\n{cluster.operator_log_text()[-20000:]}")
+        for pod in (f"{JOB}-1", f"{JOB}-2", "broken-1"):
+            print(f"--- {pod} ---\n{cluster.trainer_log(pod)[-5000:]}")
+        cluster.stop()
+
+
+def _get(port: int, path: str) -> str:
+    """GET a path on 127.0.0.1."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        text: str = response.read().decode()
+        return text
 
 
 def _scrape_jobs(
@@ -179,72 +119,79 @@ def _scrape_jobs(
 
 @dataclass
 class Discovery:
-    """Kubernetes service discovery, stood in for: the job's real pods, written for Prometheus."""
+    """Kubernetes service discovery, stood in for: the job's pods and their node ports."""
 
     monitor: dict[str, Any]
     path: Path
-    ports: dict[int, int]
+    cluster: EmulatedCluster
 
-    def refresh(self, cluster: Cluster) -> int:
-        """Write the targets the PodMonitor selects among the job's pods; how many."""
-        pods = cluster.list("pods", NAMESPACE, f"rekindle.dev/job={JOB}")
-        addresses = {f"{JOB}-{attempt}": port for attempt, port in self.ports.items()}
+    def refresh(self) -> int:
+        """Write the targets the PodMonitor selects among the running pods; how many."""
+        pods, addresses = [], {}
+        for pod in self.cluster.pods(JOB):
+            name = pod["metadata"]["name"]
+            info = self.cluster.node.process(NAMESPACE, name)
+            if info is None:
+                continue
+            (container,) = pod["spec"]["containers"]
+            (port,) = [p for p in container["ports"] if p["name"] == contract.METRICS_PORT_NAME]
+            addresses[name] = info.ports[port["containerPort"]]
+            pods.append(pod)
         groups = promserver.pod_target_groups(self.monitor, pods, addresses)
         promserver.write_targets(self.path, groups)
         return len(groups)
 
 
-def _scenario(
-    prom: promserver.Prometheus,
-    workdir: Path,
-    cluster: Cluster,
-    ports: dict[int, int],
-    discovery: Discovery,
-) -> Run:
-    """A failed job, then a job lost with its node, resumed and stopped early."""
+def _job(name: str, entrypoint: str) -> dict[str, Any]:
+    """A TrainingJob the emulated node runs with this checkout's trainer."""
+    return {
+        "apiVersion": "rekindle.dev/v1alpha1",
+        "kind": "TrainingJob",
+        "metadata": {"name": name},
+        "spec": {
+            "image": TRAINER_IMAGE,
+            "entrypoint": entrypoint,
+            "training": {
+                "epochs": EPOCHS,
+                "batchSize": 32,
+                "seed": 7,
+                "hyperparameters": HYPERPARAMETERS,
+            },
+            "checkpoint": {"size": "1Gi", "everyEpochs": 3, "keep": 3},
+            "earlyStopping": {
+                "monitor": "val_loss",
+                "minDelta": 0.01,
+                "patience": 2,
+                "mode": "min",
+            },
+            "restartPolicy": {"maxRestarts": 3, "backoff": {"initialSeconds": 1, "maxSeconds": 1}},
+            # The entrypoint module lives in this checkout's tests.
+            "template": {"env": [{"name": "PYTHONPATH", "value": str(REPO_ROOT)}]},
+        },
+    }
+
+
+def _scenario(prom: promserver.Prometheus, cluster: EmulatedCluster, discovery: Discovery) -> Run:
+    """A job whose code cannot load; a job lost with its node, resumed, stopped early."""
     start = time.time()
-    backoff = {"backoff": {"initialSeconds": 1, "maxSeconds": 1}}
+    cluster.apply(_job("broken", "tests.chart.no_such_module:build"))
+    cluster.apply(_job(JOB, "tests.chart.scraped_model:build"))
 
-    # Another job in the namespace fails: its code cannot load.
-    cluster.create(training_job("broken", NAMESPACE, restartPolicy=backoff))
-    cluster.wait_for("pods", NAMESPACE, "broken-1", lambda _: True, what="the broken pod")
-    invalid = contract.TerminationMessage(contract.Outcome.INVALID, error="entrypoint: no module")
-    end_pod(cluster, NAMESPACE, "broken-1", terminated(2, message=invalid))
-    wait_status(cluster, NAMESPACE, "broken", {"phase": "Failed"})
-
-    cluster.create(training_job(JOB, NAMESPACE, training={"epochs": EPOCHS}, restartPolicy=backoff))
-    cluster.wait_for("pods", NAMESPACE, f"{JOB}-1", lambda _: True, what="the first pod")
-    assert discovery.refresh(cluster) == 1, "the PodMonitor must select the operator's pod"
-    first, first_log = _start_trainer(workdir, 1, ports[1])
-    logs = [first_log]
-    try:
-        _wait_progress(workdir / "progress-1.jsonl", first, "epoch_end", 3)
-        prom.wait_for(f'rekindle_trainer_epoch{{rekindle_job="{JOB}", attempt="1"}} >= 3', 30)
-        first.send_signal(signal.SIGKILL)  # the node is lost mid-run
-        first.wait(timeout=30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-    end_pod(cluster, NAMESPACE, f"{JOB}-1", terminated(137, pod_reason="NodeLost"))
-    cluster.wait_for("pods", NAMESPACE, f"{JOB}-2", lambda _: True, what="the replacement pod")
-    discovery.refresh(cluster)
-
-    second, second_log = _start_trainer(workdir, 2, ports[2])
-    logs.append(second_log)
-    try:
-        prom.wait_for(f'rekindle_trainer_early_stop_epoch{{rekindle_job="{JOB}"}} > 0', 240)
-        at = time.time()
-        second.wait(timeout=120)
-        assert second.returncode == 0, second_log.read_text()[-3000:]
-    finally:
-        if second.poll() is None:
-            second.kill()
-    message = contract.TerminationMessage.from_json((workdir / "termination-2.json").read_text())
-    assert message.outcome is contract.Outcome.EARLY_STOPPED
-    end_pod(cluster, NAMESPACE, f"{JOB}-2", terminated(0, message=message))
-    wait_status(cluster, NAMESPACE, JOB, {"phase": "Succeeded"})
+    cluster.node.wait_running(NAMESPACE, f"{JOB}-1", timeout=60)
+    assert discovery.refresh() == 1, "the PodMonitor must select the operator's pod"
+    # Four epochs trained, the newest checkpoint at epoch 3: a crash now loses work.
+    prom.wait_for(f'rekindle_trainer_epoch{{rekindle_job="{JOB}", attempt="1"}} >= 4', 240)
+    at_first = time.time()
+    cluster.node.lose_node(NAMESPACE, f"{JOB}-1")
+    cluster.node.wait_running(NAMESPACE, f"{JOB}-2", timeout=60)
+    assert discovery.refresh() == 1
+    prom.wait_for(f'rekindle_trainer_early_stop_epoch{{rekindle_job="{JOB}"}} > 0', 240)
+    at = time.time()
+    cluster.wait_phase(JOB, "Succeeded", timeout=120)
+    cluster.wait_phase("broken", "Failed", timeout=120)
     prom.wait_for(f'rekindle_operator_early_stops_total{{namespace="{NAMESPACE}"}}', 30)
-    return Run(prom=prom, at=at, at_operator=time.time(), start=start, trainer_logs=logs)
+    prom.wait_for(f'rekindle_operator_failed_jobs_total{{namespace="{NAMESPACE}"}}', 30)
+    return Run(prom=prom, at=at, at_operator=time.time(), at_first=at_first, start=start)
 
 
 def _when(run: Run, expr: str) -> float:
@@ -335,15 +282,27 @@ def test_variables_list_the_namespace_and_the_job(run: Run) -> None:
 
 @pytest.mark.slow
 def test_every_alert_expression_returns_labelled_series(run: Run) -> None:
-    """Each alert's compared series exist with the labels it groups by; the operator alerts fire."""
+    """Each alert's compared series exist at some moment of the run, with the labels it groups by.
+
+    A trainer rule's series exist only in its state: "since last checkpoint"
+    while an attempt that has saved runs (the first, before it was lost),
+    "since attempt start" while one that has not saved yet runs (the second,
+    which stopped early before its next save). The operator alerts fire as written.
+    """
     alerts = q.alert_queries({"monitoring": {"prometheusRule": {"restartStorm": {"restarts": 1}}}})
     assert alerts
     for query in alerts:
-        at = _when(run, query.expr)
-        _check_series(query, run.prom.query(_strip_threshold(query.expr), at=at))
+        compared = _strip_threshold(query.expr)
+        results = [
+            run.prom.query(compared, at=at) for at in (run.at_first, run.at, run.at_operator)
+        ]
+        assert any(results), f"alert {query.title!r}: {compared} returned nothing at any moment"
+        for result in results:
+            if result:
+                _check_series(query, result)
         if query.title in {"RekindleJobFailed", "RekindleRestartStorm"}:
             # A failure and a restart were recorded minutes ago at most: these fire as written.
-            _check_series(query, run.prom.query(query.expr, at=at))
+            _check_series(query, run.prom.query(query.expr, at=run.at_operator))
 
 
 @pytest.mark.slow
