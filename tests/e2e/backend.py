@@ -146,6 +146,16 @@ class E2ECluster(abc.ABC):
 
         return self.wait_job(name, reached, timeout=timeout, what=f"phase {phase}")
 
+    def wait_suspended(self, name: str, *, timeout: float) -> dict[str, Any]:
+        """Wait for phase Suspended with reason Suspended (not Stopping: the attempt ended)."""
+        self.wait_phase(name, "Suspended", timeout=timeout)
+        return self.wait_job(
+            name,
+            lambda job: (job.get("status") or {}).get("reason") == "Suspended",
+            timeout=timeout,
+            what="reason Suspended (the stopped attempt ended)",
+        )
+
     def wait_pod_running(self, pod: str, *, timeout: float) -> dict[str, Any]:
         """Wait until the pod's phase is Running."""
 

@@ -62,7 +62,7 @@ def crash_loop(
         name,
         image,
         entrypoint=None,
-        command=["python", "-c", program],
+        command=["python3", "-c", program],
         restartPolicy={"maxRestarts": max_restarts, "backoff": dict(backoff)},
     )
 

@@ -192,7 +192,13 @@ class RealCluster(E2ECluster):
 
     def patch_job(self, name: str, patch: Mapping[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, dict(patch)
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            dict(patch),
+            _content_type="application/merge-patch+json",
         )
 
     def delete_job(self, name: str) -> None:
@@ -238,7 +244,7 @@ class RealCluster(E2ECluster):
                 return phase if phase in {"Succeeded", "Failed"} else None
 
             phase = wait_until(ended, timeout, f"helper pod {name} to finish")
-            log: str = self.core.read_namespaced_pod_log(name, self.namespace)
+            log = self._pod_log(name)
             if phase != "Succeeded":
                 raise RuntimeError(f"helper pod {name} failed:\n{log}")
             return log
@@ -247,19 +253,35 @@ class RealCluster(E2ECluster):
                 404, self.core.delete_namespaced_pod, name, self.namespace, grace_period_seconds=0
             )
 
+    def _pod_log(self, name: str) -> str:
+        """The pod's log (``kubectl logs``)."""
+        log: str = self.core.read_namespaced_pod_log(name, self.namespace)
+        return log
+
     def volume_report(self, claim: str, job: str) -> dict[str, Any]:
+        return self._report(claim, job, [])
+
+    def wait_checkpoint(
+        self, claim: str, job: str, *, epoch: int, timeout: float
+    ) -> dict[str, Any]:
+        # One helper pod that watches the folder: a pod per look would start seconds late.
+        return self._report(claim, job, [str(epoch), str(timeout)], timeout=timeout + 120)
+
+    def _report(
+        self, claim: str, job: str, wait: list[str], timeout: float = 180
+    ) -> dict[str, Any]:
         source = Path(volume_report.__file__).read_text()
         container = {
             "name": "report",
             "image": self.trainer_image,
-            "command": ["python", "-c", source, f"{DATA}/{job}"],
+            "command": ["python3", "-c", source, f"{DATA}/{job}", *wait],
             "volumeMounts": [{"name": "claim", "mountPath": DATA, "readOnly": True}],
         }
         spec = {
             "containers": [container],
             "volumes": [{"name": "claim", "persistentVolumeClaim": {"claimName": claim}}],
         }
-        log = self._run_pod(f"e2e-volume-{uuid.uuid4().hex[:8]}", spec)
+        log = self._run_pod(f"e2e-volume-{uuid.uuid4().hex[:8]}", spec, timeout)
         document: dict[str, Any] = json.loads(log.strip().splitlines()[-1])
         return document
 
@@ -272,9 +294,13 @@ class RealCluster(E2ECluster):
             "reason": "PreemptionByScheduler",
             "message": "default-scheduler: preempting to accommodate a higher priority pod",
         }
-        # Strategic merge: conditions merge by type, the kubelet's own stay.
+        # Strategic merge: conditions merge by type, the kubelet's own stay. (This client
+        # version would pick JSON Patch for a PATCH unless told otherwise.)
         self.core.patch_namespaced_pod_status(
-            pod, self.namespace, {"status": {"conditions": [condition]}}
+            pod,
+            self.namespace,
+            {"status": {"conditions": [condition]}},
+            _content_type="application/strategic-merge-patch+json",
         )
         self.core.delete_namespaced_pod(pod, self.namespace)
 
@@ -285,7 +311,7 @@ class RealCluster(E2ECluster):
         container = {
             "name": "kill",
             "image": self.trainer_image,
-            "command": ["python", "-c", KILL_SCRIPT, self.namespace, labels[JOB_LABEL], attempt],
+            "command": ["python3", "-c", KILL_SCRIPT, self.namespace, labels[JOB_LABEL], attempt],
             "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
         }
         spec = {"nodeName": found.spec.node_name, "hostPID": True, "containers": [container]}

@@ -8,8 +8,10 @@ compared bitwise without copying the arrays).
 
 The module needs only the standard library, NumPy and
 :mod:`rekindle_trainer.store`, all of which the trainer image has: on a real
-cluster its source runs as ``python -c SOURCE FOLDER`` inside a helper pod that
-mounts the claim, and prints the document; on the emulated one it runs here.
+cluster its source runs as ``python3 -c SOURCE FOLDER`` inside a helper pod that
+mounts the claim, and prints the document (``python3 -c SOURCE FOLDER EPOCH TIMEOUT``
+first waits for a checkpoint of that epoch, so that a fault lands right after
+it); on the emulated one it runs here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -80,5 +83,28 @@ def describe(folder: Path) -> dict[str, Any]:
     }
 
 
+def wait_for_epoch(folder: Path, epoch: int, timeout: float, interval: float = 0.1) -> bool:
+    """Wait until a checkpoint of ``epoch`` or later is published; False after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    checkpoints = store.CheckpointStore(folder)
+    while True:
+        positions = [store.parse_name(name) for name in checkpoints.names()]
+        if any(p is not None and p[0] >= epoch for p in positions):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+
+
+def main(argv: list[str]) -> int:
+    """``FOLDER [EPOCH TIMEOUT]``: print the document (after waiting for EPOCH, if given)."""
+    folder = Path(argv[0])
+    if len(argv) == 3 and not wait_for_epoch(folder, int(argv[1]), float(argv[2])):
+        print(f"no checkpoint of epoch >= {argv[1]} in {folder} within {argv[2]}s", file=sys.stderr)
+        return 1
+    print(json.dumps(describe(folder), sort_keys=True))
+    return 0
+
+
 if __name__ == "__main__":
-    print(json.dumps(describe(Path(sys.argv[1])), sort_keys=True))
+    sys.exit(main(sys.argv[1:]))
