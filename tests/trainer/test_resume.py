@@ -276,3 +276,26 @@ def test_library_api_trains_a_users_own_model(tmp_path: Path) -> None:
     ]
     assert "seconds" in triggers
     assert helpers.termination(tmp_path) == message
+
+
+@pytest.mark.slow
+def test_mixed_precision_resumes_with_its_loss_scale(tmp_path: Path) -> None:
+    from rekindle_trainer.examples import regression
+
+    doc = {
+        "entrypoint": "rekindle_trainer.examples.regression:build",
+        "epochs": 2,
+        "mixedPrecision": True,
+        "hyperparameters": {"samples": 512},
+        "checkpoint": {"everyEpochs": 1, "everySteps": 4},
+        "earlyStopping": {"enabled": False},
+    }
+    attempt(tmp_path / "ref", doc, build=regression.build)
+    folder = tmp_path / "faulty"
+    attempt(folder, doc, build=regression.build, callbacks=(CrashAt(15),))
+    run = attempt(folder, doc, number=2, build=regression.build)
+    assert run.exit_code == 0
+    optimizer = CheckpointStore(folder / "ckpt").latest_valid()[0]
+    assert optimizer is not None
+    assert any("dynamic_scale" in name for name, _ in optimizer.groups["optimizer"])
+    helpers.assert_same_arrays(helpers.final_model(folder), helpers.final_model(tmp_path / "ref"))

@@ -90,8 +90,10 @@ def configure_tensorflow(config: TrainerConfig) -> Any:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    if config.mixed_precision:
-        keras.mixed_precision.set_global_policy("mixed_float16")
+    # Set both ways: a process (or test) may open several sessions.
+    keras.mixed_precision.set_global_policy(
+        "mixed_float16" if config.mixed_precision else "float32"
+    )
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
         log.info("training on %d GPUs with MirroredStrategy", len(gpus))
