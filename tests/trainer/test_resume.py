@@ -299,3 +299,22 @@ def test_mixed_precision_resumes_with_its_loss_scale(tmp_path: Path) -> None:
     assert optimizer is not None
     assert any("dynamic_scale" in name for name, _ in optimizer.groups["optimizer"])
     helpers.assert_same_arrays(helpers.final_model(folder), helpers.final_model(tmp_path / "ref"))
+
+
+def test_steps_are_counted_with_several_steps_per_execution(tmp_path: Path) -> None:
+    doc = {
+        "epochs": 2,
+        "batchSize": 32,
+        "checkpoint": {"everyEpochs": 1, "everySteps": 4, "keep": 10},
+        "earlyStopping": {"monitor": "loss", "patience": 5},
+    }
+    x = np.linspace(-1, 1, 320, dtype="float32").reshape(-1, 1)
+    with session(helpers.env_for(tmp_path, doc)) as run:
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse", steps_per_execution=2)
+        message = run.fit(model, (x, 2 * x))
+    assert (message.epoch, message.step) == (2, 20)
+    steps = sorted(
+        int(e.data["step"]) for e in helpers.progress(tmp_path) if e.kind is ProgressKind.CHECKPOINT
+    )
+    assert steps == [4, 8, 10, 12, 16, 20]

@@ -107,6 +107,7 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
     last_logs: dict[str, float] = field(default_factory=dict)
     _model_restored: bool = False
     _merge_metrics: bool = False
+    _offset: int = 0
     _last_save: float = 0.0
     _last_position_write: float = float("-inf")
 
@@ -129,6 +130,9 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.position.epoch = epoch
+        # Keras numbers the batches of each fit call's epoch from 0: the first fit of a
+        # resumed attempt starts at step_in_epoch, so batch b is step offset + b + 1.
+        self._offset = self.position.step_in_epoch
         if self.position.step_in_epoch and self.restore_from is not None:
             # Resuming mid-epoch: the metrics' sums so far are added after the first step
             # (Keras creates the compiled metrics' variables only in that step).
@@ -143,8 +147,10 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
             assert self.restore_from is not None
             state.add_metrics(self.model, self.restore_from.groups)
             self._merge_metrics = False
-        pos.step += 1
-        pos.step_in_epoch += 1
+        # `batch` is the last step of the execution (several with steps_per_execution > 1).
+        reached = self._offset + batch + 1
+        pos.step += max(1, reached - pos.step_in_epoch)
+        pos.step_in_epoch = max(pos.step_in_epoch + 1, reached)
         now = time.time()
         self.metrics.step.set(pos.step)
         self.metrics.last_step_time.set(now)
