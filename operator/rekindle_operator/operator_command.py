@@ -11,6 +11,7 @@ kopf is imported only when the subcommand runs, so ``rekindle --help`` stays fas
 from __future__ import annotations
 
 import argparse
+import secrets
 from dataclasses import dataclass
 
 from rekindle_operator import cli
@@ -91,8 +92,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--priority",
         type=int,
-        default=0,
-        help="peering priority of this replica; ties are broken by kopf (default 0)",
+        default=None,
+        help="peering priority of this replica: the highest acts, the others wait; replicas "
+        "of equal priority would all pause, so the default is a random one",
     )
     parser.add_argument(
         "--log-format",
@@ -101,6 +103,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="structured JSON logs (default), or kopf's plain/full text format",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs")
+
+
+def random_priority() -> int:
+    """A peering priority unlikely to equal another replica's (kopf pauses all tied replicas)."""
+    return secrets.randbelow(1_000_000) + 1
 
 
 def options_from(args: argparse.Namespace) -> OperatorOptions:
@@ -112,7 +119,7 @@ def options_from(args: argparse.Namespace) -> OperatorOptions:
         liveness_port=args.liveness_port,
         peering=args.peering,
         standalone=bool(args.standalone),
-        priority=args.priority,
+        priority=args.priority if args.priority is not None else random_priority(),
         log_format=args.log_format,
         verbose=bool(args.verbose),
     )

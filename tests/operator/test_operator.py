@@ -637,3 +637,54 @@ def test_metrics_and_liveness_are_served(cluster: Cluster, operator: OperatorPro
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
     assert f'{metric_names.JOBS}{{namespace="{NS}",phase="Pending"}}' in text
     assert operator.get("liveness", "/healthz")[0] == 200
+
+
+# ---------------------------------------------------------------------------
+# Two replicas with kopf peering: one acts, the other takes over when it goes.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="against the emulator the lower-priority replica resumes although the peering "
+    "object lists the higher one alive (seen 2026-11-26; not yet explained: kopf or emulator)",
+)
+def test_with_peering_only_one_replica_acts_and_the_other_takes_over(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "cluster").start()
+    replicas: list[OperatorProcess] = []
+    try:
+        cluster.ensure_namespace("peered")
+        install_crds(cluster, peering=True)
+        cluster.create(
+            {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": "rk"}}
+        )
+        for priority in (100, 50):
+            args = ("-A", "--peering", "rk", "--priority", str(priority))
+            log = tmp_path / f"operator-{priority}.log"
+            replicas.append(OperatorProcess(cluster, log, args).start())
+        active, standby = replicas
+        deadline = time.monotonic() + 20
+        while "Pausing operations" not in standby.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "Pausing operations" in standby.log_text()
+
+        cluster.create(training_job("shared", "peered"))
+        cluster.wait_for("pods", "peered", "shared-1", lambda _: True)
+        time.sleep(1)
+        assert "Created pod shared-1" in active.log_text()
+        assert "Created pod" not in standby.log_text()
+
+        active.stop()  # a clean exit leaves the peering at once
+        deadline = time.monotonic() + 30
+        while "Resuming operations" not in standby.log_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        end_pod(cluster, "peered", "shared-1", terminated(143))
+        job = wait_status(cluster, "peered", "shared", {"attempt": 2})
+        assert job["status"]["restarts"]["total"] == 1
+        assert "Created pod shared-2" in standby.log_text()
+    finally:
+        for replica in replicas:
+            replica.stop()
+            print(f"--- {replica.log} ---\n{replica.log_text()[-10000:]}")
+        stop_cluster(cluster)

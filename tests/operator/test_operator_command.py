@@ -48,6 +48,12 @@ def test_bad_flags_are_refused(argv: tuple[str, ...], capsys: pytest.CaptureFixt
     assert "rekindle operator" in capsys.readouterr().err
 
 
+def test_replicas_get_distinct_priorities_unless_told() -> None:
+    # kopf pauses every replica when two share the highest priority.
+    assert len({options("-A", "--peering", "p").priority for _ in range(20)}) > 1
+    assert options("-A", "--peering", "p", "--priority", "7").priority == 7
+
+
 def test_port_zero_disables() -> None:
     got = options("-A", "--metrics-port", "0", "--liveness-port", "0")
     assert (got.metrics_port, got.liveness_port) == (0, 0)
