@@ -64,4 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # Under ``python -m`` this file runs as ``__main__``, a second copy of the module;
+    # subcommands register into ``rekindle_operator.cli``, so dispatch through that one.
+    from rekindle_operator.cli import main as registered_main
+
+    raise SystemExit(registered_main())

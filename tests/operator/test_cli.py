@@ -31,3 +31,15 @@ def test_console_script_is_installed() -> None:
     )
     assert result.returncode == 0
     assert "Fault-tolerant Keras training" in result.stdout
+
+
+@pytest.mark.parametrize("module", ["rekindle_operator", "rekindle_operator.cli"])
+def test_subcommands_are_reachable_under_python_dash_m(module: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", module, "run", "--help"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "MANIFEST" in result.stdout
