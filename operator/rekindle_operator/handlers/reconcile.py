@@ -241,7 +241,9 @@ async def _start_attempt(
         pod = pods.build_pod(job, spec, attempt, trainer_config.project(spec))
     except (pods.PodSpecError, ValueError) as exc:
         return str(exc), False
-    claim = volumes.build_claim(job, spec)
+    # The claim is made with the first attempt and outlives every attempt; a restart
+    # need not ask for it again (its create would only answer 409).
+    claim = volumes.build_claim(job, spec) if attempt == 1 else None
     try:
         if claim is not None:
             await ctx.api.create(kubeapi.PERSISTENT_VOLUME_CLAIMS, namespace, claim)
