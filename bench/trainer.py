@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import print_table, write_result
+from rekindle_trainer import position
 
 REPO = Path(__file__).resolve().parents[1]
 BIG_UNITS = 2048  # 1024 -> 2048 -> 2048 -> 2048 -> 10: about 10.5 M parameters
@@ -225,10 +226,11 @@ def work_lost(quick: bool) -> dict[str, Any]:
             process = _spawn(folder, doc, attempt)
             _wait(lambda s=start: _first_step_after(folder, s) is not None)
             time.sleep(rng.uniform(0.3, 2.0))
-            seen = json.loads((folder / "ckpt" / "position.json").read_text())["step"]
             process.kill()
             process.wait()
-            seen = max(seen, json.loads((folder / "ckpt" / "position.json").read_text())["step"])
+            reached = position.read(folder / "ckpt")
+            assert reached is not None
+            seen = reached.step
             before = len(_events(folder))
             resumed = _spawn(folder, doc, attempt + 100)
             _wait(lambda b=before: any(e["kind"] == "restored" for e in _events(folder)[b:]))

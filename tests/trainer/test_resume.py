@@ -105,7 +105,9 @@ def test_resume_mid_epoch_after_crashes_is_bitwise_identical(tmp_path: Path) -> 
     )
     helpers.assert_same_arrays(helpers.final_model(faulty), helpers.final_model(tmp_path / "ref"))
     restored = [e for e in helpers.progress(faulty) if e.kind is ProgressKind.RESTORED]
-    assert [e.data["step"] % 5 for e in restored] == [0, 0, 0]
+    assert [e.data["step"] for e in restored] == [15, 45, 65]
+    # Killed after steps 17, 46 and 66: exactly the steps since the last save were lost.
+    assert [e.data["lost_steps"] for e in restored] == [2, 1, 1]
     assert any(e.data["step"] % 23 for e in restored), "no resume landed inside an epoch"
 
 

@@ -24,15 +24,12 @@ from rekindle_trainer.config import ConfigError, TrainerConfig
 from rekindle_trainer.contract import ProgressKind
 from rekindle_trainer.early_stopping import EarlyStopper, EarlyStoppingState
 from rekindle_trainer.metrics import Health, TrainerMetrics
+from rekindle_trainer.position import PositionRecord
 from rekindle_trainer.progress import ProgressLog
 from rekindle_trainer.saver import BackgroundSaver
-from rekindle_trainer.store import POSITION_FILE, CheckpointStore, Loaded, Snapshot
+from rekindle_trainer.store import CheckpointStore, Loaded, Snapshot
 
 log = logging.getLogger(__name__)
-
-#: How often the position file is refreshed: steps lost to a SIGKILL are counted from it
-#: (a lower bound: up to this long of work may go uncounted).
-POSITION_INTERVAL_SECONDS = 0.2
 
 
 class Preempted(Exception):
@@ -109,7 +106,7 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
     _merge_metrics: bool = False
     _offset: int = 0
     _last_save: float = 0.0
-    _last_position_write: float = float("-inf")
+    _record: PositionRecord | None = None
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -164,8 +161,7 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
                 steps_per_epoch=self.info.steps_per_epoch,
                 logs=_floats(logs),
             )
-        if self.clock() - self._last_position_write >= POSITION_INTERVAL_SECONDS:
-            self._write_position()
+        self._write_position()
         if pos.step_in_epoch >= self.info.steps_per_epoch:
             return  # the epoch's end follows: SIGTERM and saves are handled there
         if self.stop_requested.is_set():
@@ -258,13 +254,16 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self.metrics.stall_seconds.observe(time.perf_counter() - started)
         self._last_save = self.clock()
 
+    def close(self) -> None:
+        """Release the position record."""
+        if self._record is not None:
+            self._record.close()
+            self._record = None
+
     def _write_position(self) -> None:
-        pos = self.position
-        self.store.write_json(
-            POSITION_FILE,
-            {"attempt": self.info.attempt, "epoch": pos.epoch, "step": pos.step},
-        )
-        self._last_position_write = self.clock()
+        if self._record is None:
+            self._record = PositionRecord(self.store.root, self.info.attempt)
+        self._record.update(self.position.epoch, self.position.step)
 
     def _preempt(self) -> None:
         self.preempted = True

@@ -26,12 +26,12 @@ from rekindle_trainer.config import ConfigError, RuntimeEnv, TrainerConfig
 from rekindle_trainer.contract import Outcome, ProgressKind, TerminationMessage
 from rekindle_trainer.early_stopping import EarlyStoppingState
 from rekindle_trainer.metrics import Health, TrainerMetrics
+from rekindle_trainer.position import read as read_position
 from rekindle_trainer.progress import ProgressLog
 from rekindle_trainer.saver import BackgroundSaver
 from rekindle_trainer.setup import TrainingSetup
 from rekindle_trainer.store import (
     FINISHED_FILE,
-    POSITION_FILE,
     CheckpointStore,
     Loaded,
     Published,
@@ -241,6 +241,7 @@ def run_attempt(
         raise
     finally:
         services.health.phase = "finishing"
+        callback.close()
     saver.drain()
     if callback.stopper is None:  # nothing was trained in this attempt
         callback.set_model(setup.model)
@@ -287,8 +288,8 @@ def _resume_point(
             position.step_in_epoch = 0
             position.epoch += 1
     es_state = EarlyStoppingState.from_dict(manifest.get("early_stopping", {}))
-    seen = store.read_json(POSITION_FILE) or {}
-    lost = max(0, int(seen.get("step", 0)) - position.step)
+    reached = read_position(store.root)
+    lost = max(0, reached.step - position.step) if reached is not None else 0
     return position, es_state, lost, replayable
 
 

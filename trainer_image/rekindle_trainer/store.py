@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 
 STATE_FILE: Final = "state.bin"
 FINISHED_FILE: Final = "finished.json"
-POSITION_FILE: Final = "position.json"
 _NAME: Final = re.compile(rf"^{re.escape(contract.CHECKPOINT_PREFIX)}(\d{{6}})-(\d{{10}})$")
 _CHUNK: Final = 1 << 20
 
