@@ -72,6 +72,21 @@ class E2ECluster(abc.ABC):
         """Events about ``obj`` (by uid), oldest first, as ``kubectl describe`` lists them."""
 
     @abc.abstractmethod
+    def pod_history(self, pod: str) -> list[dict[str, Any]]:
+        """Every state of pod ``pod`` the API served, oldest first (also after it went).
+
+        A pod that ends because it was deleted is removed right after its last
+        status write; only a watch (or the emulator's record) is sure to see it.
+        """
+
+    def termination(self, pod: str) -> dict[str, Any]:
+        """The trainer container's last ``state.terminated`` (exitCode, reason, message)."""
+        states = [_terminated(p.get("status") or {}) for p in self.pod_history(pod)]
+        ended = [s for s in states if s]
+        assert ended, f"pod {pod} was never seen terminated ({len(states)} states seen)"
+        return ended[-1]
+
+    @abc.abstractmethod
     def volume_report(self, claim: str, job: str) -> dict[str, Any]:
         """:func:`tests.e2e.volume_report.describe` of the job's folder on ``claim``."""
 

@@ -88,6 +88,9 @@ class EmulatedCluster(E2ECluster):
     def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
         return self.cluster.events_for(obj)
 
+    def pod_history(self, pod: str) -> list[dict[str, Any]]:
+        return self.cluster.history("pods", self.namespace, pod)
+
     def volume_report(self, claim: str, job: str) -> dict[str, Any]:
         return volume_report.describe(self.node.volume_path(self.namespace, claim) / job)
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import uuid
 from collections.abc import Mapping
@@ -118,6 +119,10 @@ class RealCluster(E2ECluster):
         self.custom: Any = client.CustomObjectsApi(self.api)
         self.local_operator: OperatorProcess | None = None
         self.killed_operator_pods: set[str] = set()
+        self._history: dict[str, list[dict[str, Any]]] = {}
+        self._history_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch_pods, name="e2e-pods", daemon=True)
 
     @classmethod
     def from_environment(cls, kubeconfig: str, workdir: Path) -> RealCluster:
@@ -130,16 +135,38 @@ class RealCluster(E2ECluster):
         """Create the scenario namespace; start the local operator if asked to."""
         body = {"metadata": {"name": self.namespace, "labels": {"rekindle.dev/e2e": "true"}}}
         self._ignore(409, self.core.create_namespace, body)
+        self._watcher.start()
         if self.settings.operator == "local":
             self.start_operator()
         return self
 
     def stop(self) -> None:
         """Stop the local operator; delete the namespace this run created."""
+        self._stopping.set()
+        if self._watcher.is_alive():
+            self._watcher.join(10)  # its watch ends within timeoutSeconds
         if self.local_operator is not None:
             self.local_operator.stop()
         if self.own_namespace:
             self._ignore(404, self.core.delete_namespace, self.namespace)
+
+    def _watch_pods(self) -> None:
+        """Record every state of every pod in the namespace (see :meth:`pod_history`)."""
+        from kubernetes import watch
+
+        while not self._stopping.is_set():
+            stream: Any = watch.Watch()  # type: ignore[no-untyped-call]
+            try:
+                for event in stream.stream(
+                    self.core.list_namespaced_pod, self.namespace, timeout_seconds=2
+                ):
+                    pod = self._plain(event["object"])
+                    with self._history_lock:
+                        self._history.setdefault(pod["metadata"]["name"], []).append(pod)
+                    if self._stopping.is_set():
+                        stream.stop()
+            except Exception:  # a dropped watch is re-opened, as kubectl get -w would
+                time.sleep(0.5)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -252,6 +279,10 @@ class RealCluster(E2ECluster):
             self._ignore(
                 404, self.core.delete_namespaced_pod, name, self.namespace, grace_period_seconds=0
             )
+
+    def pod_history(self, pod: str) -> list[dict[str, Any]]:
+        with self._history_lock:
+            return list(self._history.get(pod, []))
 
     def _pod_log(self, name: str) -> str:
         """The pod's log (``kubectl logs``)."""

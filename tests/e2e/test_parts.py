@@ -131,6 +131,9 @@ class _FakePods(E2ECluster):
     def pods(self, job: str) -> list[dict[str, Any]]:
         return list(self.current)
 
+    def pod_history(self, pod: str) -> list[dict[str, Any]]:
+        return [p for p in self.current if p["metadata"]["name"] == pod]
+
     apply = get = patch_job = delete_job = events = volume_report = None  # type: ignore[assignment]
     preempt = crash = kill_operator = start_operator = None  # type: ignore[assignment]
 
@@ -188,3 +191,12 @@ def test_volume_report_waits_for_an_epoch_or_gives_up(tmp_path: Path) -> None:
     assert time.monotonic() - started >= 0.3
     assert volume_report.main([str(folder), "3", "0.1"]) == 1
     assert volume_report.main([str(folder), "2", "0.1"]) == 0
+
+
+def test_termination_is_the_last_terminated_state_seen() -> None:
+    cluster = _FakePods()
+    cluster.current = [_pod("job-1", "Running"), _pod("job-1", "Failed", 143)]
+    assert cluster.termination("job-1")["exitCode"] == 143
+    cluster.current = [_pod("job-2", "Running")]
+    with pytest.raises(AssertionError, match="never seen terminated"):
+        cluster.termination("job-2")

@@ -12,6 +12,7 @@ a real cluster can show (images, a real kubelet, hostPID) is left to the
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,10 @@ def real_on_emulator(tmp_path: Path) -> Iterator[tuple[RealCluster, Cluster]]:
         if real is not None:
             real.stop()
             print(f"--- operator log ---\n{(tmp_path / 'operator.log').read_text()[-20000:]}")
-        cluster.stop(timeout=15)
+        try:
+            cluster.stop(timeout=15)
+        except TimeoutError as exc:  # tests/kube: a watch handler that will not finish
+            warnings.warn(f"emulated cluster did not stop cleanly: {exc}", stacklevel=2)
 
 
 def _sleeper(name: str, image: str) -> dict[str, Any]:
@@ -103,10 +107,10 @@ def test_real_backend_drives_the_api_faults_and_operator(
     )
     phases = {p["metadata"]["name"]: p["status"]["phase"] for p in real.pods(name)}
     assert phases[f"{name}-2"] == "Failed"
-    crashed = real.get("pods", f"{name}-2")
-    assert crashed is not None
-    state = crashed["status"]["containerStatuses"][0]["state"]["terminated"]
-    assert state["exitCode"] == 137, "SIGKILLed by the helper pod"
+    assert real.termination(f"{name}-2")["exitCode"] == 137, "SIGKILLed by the helper pod"
+    # the watch saw the preempted pod's last state, though the pod is gone
+    assert real.get("pods", f"{name}-1") is None
+    assert real.termination(f"{name}-1")["exitCode"] == 143
 
     real.kill_operator()
     real.start_operator()

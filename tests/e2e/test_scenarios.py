@@ -139,16 +139,16 @@ def test_b_preemptions_and_a_crash_end_as_the_uninterrupted_run(
             e2e.wait_checkpoint(claim, name, epoch=epoch, timeout=RUN_TIMEOUT)
             inject(pod)
         done = finish(e2e, name, recorder, started)
-        seen = {p.name: p for p in recorder.pods()}
         max_live = recorder.max_live
     status = done.status
     assert done.pods == [f"{name}-{n}" for n in (1, 2, 3, 4)]
     assert max_live == 1, "never two trainer pods of one job at once"
-    # how each attempt ended, as the pods report it
+    # how each attempt ended, as the pods reported it
     for pod in (f"{name}-1", f"{name}-2"):
-        assert seen[pod].exit_code == 143, pod
-        assert message_of(seen[pod].termination_message)["outcome"] == "preempted"
-    assert seen[f"{name}-3"].exit_code == 137
+        ended = e2e.termination(pod)
+        assert ended["exitCode"] == 143, pod
+        assert message_of(ended.get("message"))["outcome"] == "preempted"
+    assert e2e.termination(f"{name}-3")["exitCode"] == 137
     # kubectl get tj
     assert done.row["Phase"] == "Succeeded"
     assert done.row["Reason"] == "EarlyStopped"
@@ -198,7 +198,7 @@ def test_c_crash_loop_fails_after_max_restarts_with_backoff(e2e: E2ECluster) -> 
     description = e2e.describe(name)
     status = description.status
     assert [p.name for p in pods] == [f"{name}-{n}" for n in (1, 2, 3)]
-    assert all(p.exit_code == 1 for p in pods), [(p.name, p.exit_code) for p in pods]
+    assert [e2e.termination(p.name)["exitCode"] for p in pods] == [1, 1, 1]
     # backoff: failure n waits min(initial * factor^(n-1), max) before attempt n+1
     delays = manifests.backoff_delays(max_restarts, backoff)
     for delay, (ended, following) in zip(delays, itertools.pairwise(pods), strict=True):
@@ -239,8 +239,9 @@ def test_d_user_code_that_cannot_import_fails_at_once(e2e: E2ECluster) -> None:
     description = e2e.describe(name)
     status = description.status
     assert [p.name for p in pods] == [f"{name}-1"]
-    assert pods[0].exit_code == 2
-    assert message_of(pods[0].termination_message)["outcome"] == "invalid"
+    ended = e2e.termination(f"{name}-1")
+    assert ended["exitCode"] == 2
+    assert message_of(ended.get("message"))["outcome"] == "invalid"
     row = e2e.get_tj_row(name)
     assert (row["Phase"], row["Reason"], row["Restarts"]) == ("Failed", "InvalidConfig", 0)
     assert status["attempt"] == 1
@@ -314,15 +315,17 @@ def test_f_suspend_saves_and_resume_continues(e2e: E2ECluster, reference: Finish
         on_suspend = e2e.describe(name)
         row = e2e.get_tj_row(name)
         volume = e2e.volume_report(claim, name)
-        first = recorder.pods()[0]
-
         # the trainer saved on SIGTERM and said so
-        assert first.exit_code == 143
-        message = message_of(first.termination_message)
+        first = e2e.termination(f"{name}-1")
+        assert first["exitCode"] == 143
+        message = message_of(first.get("message"))
         assert message["outcome"] == "preempted"
         saved = [c for c in volume["checkpoints"] if "corrupt" not in c][-1]
-        assert saved["trigger"] == "sigterm"
-        assert saved["name"] == message["checkpoint"]
+        assert saved["name"] == message["checkpoint"], "the newest checkpoint is the one it named"
+        assert (saved["epoch"], saved["step"]) == (message["epoch"], message["step"])
+        if saved["trigger"] != "sigterm":
+            # SIGTERM right after an epoch's save: that checkpoint already holds this state.
+            assert (saved["trigger"], saved["step_in_epoch"]) == ("epoch", 0), saved
         assert (row["Phase"], row["Restarts"]) == ("Suspended", 0)
         assert suspended["status"]["reason"] == "Suspended"
         assert on_suspend.condition("Suspended") == ("True", "Suspended")

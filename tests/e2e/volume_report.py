@@ -79,7 +79,6 @@ def describe(folder: Path) -> dict[str, Any]:
         "entries": entries,
         "checkpoints": found,
         "finished": _json_file(folder / store.FINISHED_FILE),
-        "position": _json_file(folder / store.POSITION_FILE),
     }
 
 
