@@ -83,7 +83,7 @@ def _overhead_run(
 ) -> dict[str, Any]:
     import keras
 
-    from rekindle_trainer import contract, session
+    from rekindle_trainer import contract, session, state
 
     times: list[float] = []
 
@@ -109,6 +109,11 @@ def _overhead_run(
             setup = build_big(run.config)
         params = setup.model.count_params()
         run.fit(setup.model, setup.train, callbacks=[Clock()])
+        copies = []
+        for _ in range(3):
+            started = time.perf_counter()
+            state.snapshot(setup.model)
+            copies.append(time.perf_counter() - started)
     steps_per_epoch = -(-samples // 64)
     measured = times[steps_per_epoch:]  # leave out the first epoch (tracing, warm-up)
     seconds = measured[-1] - measured[0]
@@ -121,6 +126,8 @@ def _overhead_run(
     save_sum = next(s.value for s in save if s.name.endswith("_sum"))
     return {
         "parameters": params,
+        "host_copy_seconds": min(copies),
+        "stall_percent_of_training": 100 * stall_sum / (times[-1] - times[0]),
         "steps_per_second": (len(measured) - 1) / seconds,
         "saves": int(save_count),
         "stall_seconds_mean": stall_sum / stall_count if stall_count else 0.0,
@@ -132,7 +139,7 @@ def _overhead_run(
 def checkpoint_overhead(quick: bool) -> dict[str, Any]:
     epochs = 3 if quick else 4
     samples = 640 if quick else 1280
-    rounds = 1 if quick else 2
+    rounds = 1 if quick else 3
     variants = {
         "no saves": {"everyEpochs": 0},
         "every epoch": {"everyEpochs": 1},
@@ -154,6 +161,10 @@ def checkpoint_overhead(quick: bool) -> dict[str, Any]:
             "overhead_percent": round(100 * (base - rate) / base, 2),
             "saves_per_run": runs[0]["saves"],
             "stall_seconds_mean": round(statistics.mean(r["stall_seconds_mean"] for r in runs), 4),
+            "stall_percent_of_training": round(
+                statistics.mean(r["stall_percent_of_training"] for r in runs), 2
+            ),
+            "host_copy_seconds": round(min(r["host_copy_seconds"] for r in runs), 4),
             "save_seconds_mean": round(statistics.mean(r["save_seconds_mean"] for r in runs), 4),
             "checkpoint_bytes": runs[0]["checkpoint_bytes"],
             "parameters": runs[0]["parameters"],
@@ -407,8 +418,10 @@ def main(argv: list[str] | None = None) -> int:
                 "steps/s",
                 "overhead %",
                 "saves/run",
-                "stall s (mean)",
-                "write s (mean)",
+                "stall s",
+                "stall % of time",
+                "host copy s",
+                "write s",
                 "bytes",
             ],
             [
@@ -418,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
                     r["overhead_percent"],
                     r["saves_per_run"],
                     r["stall_seconds_mean"],
+                    r["stall_percent_of_training"],
+                    r["host_copy_seconds"],
                     r["save_seconds_mean"],
                     r["checkpoint_bytes"],
                 ]
@@ -431,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
             ["signal", "steps lost", "bound"],
             [
                 ["SIGTERM", lost["sigterm_lost_steps"], "0"],
-                ["SIGKILL", " ".join(map(str, lost["sigkill_lost_steps"])), "< 25"],
+                ["SIGKILL", " ".join(map(str, lost["sigkill_lost_steps"])), "save interval (25)"],
             ],
         )
     if "resume" in parts:
