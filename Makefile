@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator e2e-kind e2e-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -53,6 +53,14 @@ bench-trainer: dev
 
 bench-operator: dev
 	$(BIN)/python -m bench.operator
+
+## e2e-kind: build both images and install the chart on a kind or k3s cluster (needs Docker)
+e2e-kind:
+	bash scripts/e2e-kind-up.sh
+
+## e2e-cluster: the end-to-end scenarios against REKINDLE_E2E_KUBECONFIG's cluster
+e2e-cluster: dev
+	$(BIN)/python -m pytest tests/e2e -m cluster
 
 clean:
 	rm -rf $(VENV) .rekindle .pytest_cache .mypy_cache .ruff_cache
