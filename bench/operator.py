@@ -88,7 +88,7 @@ def run(jobs: int, samples: int, idle_seconds: float, workdir: Path) -> dict[str
             cluster.create(training_job(f"job-{index}", NS))
         running = wait_until(
             lambda: len(cluster.list("pods", NS)) >= jobs,
-            timeout=60 + jobs * 0.5,
+            timeout=120 + jobs * 3.0,
             what=f"{jobs} first pods",
             interval=0.5,
         )
@@ -98,7 +98,7 @@ def run(jobs: int, samples: int, idle_seconds: float, workdir: Path) -> dict[str
                 (j.get("status") or {}).get("attempt") == 1
                 for j in cluster.list("trainingjobs", NS)
             ),
-            timeout=60 + jobs * 0.2,
+            timeout=120 + jobs * 1.0,
             what="every status written",
             interval=0.5,
         )
@@ -107,7 +107,8 @@ def run(jobs: int, samples: int, idle_seconds: float, workdir: Path) -> dict[str
 
         before_idle = len(requests_so_far(cluster))
         time.sleep(idle_seconds)
-        idle_requests = len(requests_so_far(cluster)) - before_idle
+        idle_log = requests_so_far(cluster)[before_idle:]
+        idle_requests = len(idle_log)
         idle_per_job_minute = idle_requests / jobs / (idle_seconds / 60)
 
         # The moment each pod is created, recorded by the API itself (no polling load on it).
@@ -136,6 +137,7 @@ def run(jobs: int, samples: int, idle_seconds: float, workdir: Path) -> dict[str
             "operator_rss_mb": round(memory, 1),
             "idle_seconds_measured": idle_seconds,
             "idle_requests": idle_requests,
+            "idle_request_lines": sorted({f"{r.method} {r.url.path}" for r in idle_log})[:20],
             "requests_per_idle_job_per_minute": round(idle_per_job_minute, 4),
             "reaction_samples": len(reactions),
             "reaction_p50_ms": round(statistics.median(reactions) * 1000, 1),
@@ -156,14 +158,18 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=100, help="reactions measured per run")
     parser.add_argument("--idle-seconds", type=float, default=30.0)
     parser.add_argument("--quick", action="store_true", help="20 jobs, 20 samples, 5 s idle")
+    parser.add_argument(
+        "--workdir", type=Path, help="keep the clusters' files and operator logs here"
+    )
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.samples, args.idle_seconds = [20], 20, 5.0
     results = []
     with tempfile.TemporaryDirectory(prefix="rekindle-bench-") as tmp:
+        workdir = args.workdir or Path(tmp)
         for jobs in args.jobs:
             print(f"measuring {jobs} jobs …", flush=True)
-            results.append(run(jobs, args.samples, args.idle_seconds, Path(tmp)))
+            results.append(run(jobs, args.samples, args.idle_seconds, workdir))
     goals = {
         "reaction_p99_ms_at_200_jobs": 250,
         "operator_rss_mb_at_1000_jobs": 250,

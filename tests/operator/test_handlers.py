@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from rekindle_operator.handlers import handle_jobs, handle_pods
+from rekindle_operator.handlers.context import OperatorContext
 from rekindle_operator.handlers.wakeups import Wakeups
+from rekindle_operator.operator_metrics import OperatorMetrics
 
 KEY = ("ml", "digits")
 
@@ -64,7 +66,7 @@ def test_wakes_coalesce_and_remember_when_the_first_came() -> None:
 
 def test_only_spec_changes_count_as_changes() -> None:
     wakeups = Wakeups()
-    assert wakeups.spec_changed(KEY, {"suspend": False})
+    assert not wakeups.spec_changed(KEY, {"suspend": False})  # first sighting: a pass runs anyway
     assert not wakeups.spec_changed(KEY, {"suspend": False})
     assert wakeups.spec_changed(KEY, {"suspend": True})
 
@@ -101,6 +103,18 @@ def test_pods_are_indexed_by_their_controlling_job_and_others_not_at_all() -> No
     stranger = owned_pod()
     stranger["metadata"]["ownerReferences"] = []
     assert handle_pods.index_pod(stranger) is None
+
+
+def test_pod_events_wake_the_job_except_for_a_fresh_pod() -> None:
+    ctx = OperatorContext(api=None, metrics=OperatorMetrics())  # type: ignore[arg-type]
+    handle_pods.pod_event(ctx, "ADDED", owned_pod())
+    assert not ctx.wakeups.slot(KEY).event.is_set()
+    for event_type in (None, "MODIFIED"):
+        handle_pods.pod_event(ctx, event_type, owned_pod())
+        assert ctx.wakeups.take(KEY) is not None
+    handle_pods.pod_event(ctx, "DELETED", owned_pod(phase="Failed"))
+    assert ctx.wakeups.take(KEY) is not None
+    assert ctx.wakeups.gone_pod(KEY, "digits-1") is not None
 
 
 async def test_the_reconciler_sleeps_until_woken_not_polling() -> None:

@@ -45,11 +45,13 @@ def index_pod(pod: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]] |
 
 
 def pod_event(ctx: OperatorContext, event_type: str | None, pod: Mapping[str, Any]) -> None:
-    """A trainer pod was added, changed or deleted: wake its job's reconciler."""
+    """A trainer pod changed or was deleted (or listed at start-up): wake its job's reconciler."""
     job = ownership.controller_job_name(pod)
     if job is None:
         return
     key = (pod.get("metadata", {}).get("namespace", ""), job)
+    if event_type == "ADDED":
+        return  # a pod just created (by the reconciler itself) says nothing new yet
     if event_type == "DELETED":
         ctx.wakeups.remember_gone(key, summary(pod))
     ctx.wakeups.wake(key)

@@ -61,10 +61,13 @@ class Wakeups:
         return woken_at
 
     def spec_changed(self, key: JobKey, spec: Mapping[str, Any]) -> bool:
-        """Record ``spec`` and say whether it differs from the one seen before."""
+        """Record ``spec``; whether it differs from the one seen before.
+
+        The first sighting is no change: the job's reconciler starts with a pass anyway.
+        """
         slot = self.slot(key)
         plain = dict(spec)
-        changed = bool(slot.spec != plain)
+        changed = slot.spec is not None and bool(slot.spec != plain)
         slot.spec = plain
         return changed
 
