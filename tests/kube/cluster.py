@@ -6,6 +6,11 @@ so that synchronous tests, asynchronous tests and subprocesses (``kopf run``,
 ``kubectl``-like clients) all reach it the same way, and nothing a test does
 on its own loop can stall the API. Its methods read and write objects
 directly (no HTTP), with the same rules and watch events as API requests.
+
+Stopping is prompt: open watch streams are ended, and a request handler that
+does not finish within :data:`SHUTDOWN_GRACE` seconds (a watch whose client
+stopped reading, a client that never sent its body) is cancelled and its
+connection closed; aiohttp's default would wait 60 seconds for each.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp.test_utils
+import aiohttp.web
 import kmock
 import yaml
 
@@ -30,6 +37,21 @@ from tests.kube.store import NAMESPACES, DeleteOptions, Store
 
 T = TypeVar("T")
 ResourceRef = str | kmock.resource
+
+#: Seconds a stopping server waits for a request handler to finish before cancelling it
+#: (and again for the cancelled one to end): handlers answer in milliseconds, and a watch
+#: ends as soon as it is told to, so only a stuck one waits this long.
+SHUTDOWN_GRACE = 0.5
+
+
+class PromptServer(aiohttp.test_utils.RawTestServer):
+    """kmock's aiohttp test server, with a shutdown grace of :data:`SHUTDOWN_GRACE` seconds."""
+
+    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> aiohttp.web.ServerRunner:
+        server = aiohttp.web.Server(self._handler, loop=self._loop, debug=debug, **kwargs)
+        return aiohttp.web.ServerRunner(
+            server, debug=debug, shutdown_timeout=SHUTDOWN_GRACE, **kwargs
+        )
 
 
 def resolve(resources: kmock.ResourcesArray, ref: ResourceRef) -> kmock.resource:
@@ -133,16 +155,21 @@ class Cluster:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         self._emulator = ClusterEmulator()
-        async with self._emulator, kmock.Server(self._emulator, host="127.0.0.1") as server:
+        async with (
+            self._emulator,
+            kmock.Server(self._emulator, host="127.0.0.1", server_cls=PromptServer) as server,
+        ):
             self.url = str(server.url).rstrip("/")
             self._ready.set()
             await self._stopping.wait()
+            self._emulator.end_watches()  # then the server closes connections and cancels the rest
 
     def start_kubelet(self, root: Path, **options: Any) -> ProcessKubelet:
         """Start a :class:`ProcessKubelet` on the server's loop (options as its constructor's)."""
         kubelet = ProcessKubelet(self.url, root, **options)
         self.run(kubelet.start())
         self.kubelet = kubelet
+        self.emulator.log_source = kubelet  # pods/NAME/log reads its containers' output
         return kubelet
 
     def stop(self, timeout: float = 30) -> None:
@@ -150,6 +177,7 @@ class Cluster:
         if self.kubelet is not None and self._loop is not None and self._loop.is_running():
             self.run(self.kubelet.stop(), timeout)
             self.kubelet = None
+            self.emulator.log_source = None
         if self._loop is not None and self._stopping is not None and self._loop.is_running():
             self._loop.call_soon_threadsafe(self._stopping.set)
         if self._thread is not None:

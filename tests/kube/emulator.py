@@ -8,7 +8,9 @@ and its ``objects`` array with each object's history; it replaces what kmock
 generation, status subresource, finalizers, garbage collection…), reads URLs
 with :func:`~tests.kube.paths.parse_path` (Namespace objects included), and
 serves list and watch with ``resourceVersion``, label and field selectors, and
-``timeoutSeconds``.
+``timeoutSeconds``, and ``pods/NAME/log`` from a :class:`~tests.kube.podlogs.LogSource`
+(the process kubelet). :meth:`ClusterEmulator.end_watches` ends every open watch
+stream, as an API server that shuts down does.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import attrs
 import kmock
 from kmock._internal import apps, rendering
 
-from tests.kube import paths, resources, selectors
+from tests.kube import paths, podlogs, podspec, resources, selectors
 from tests.kube.store import (
     NAMESPACES,
     PODS,
@@ -80,6 +82,11 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     """kmock's emulator serving a :class:`Store`: a cluster's API as kopf and kubectl see it."""
 
     _store: Store | None = attrs.field(default=None, init=False)
+    #: Where ``pods/NAME/log`` reads containers' output (set by ``Cluster.start_kubelet``).
+    log_source: podlogs.LogSource | None = attrs.field(default=None, init=False)
+    # The queue of every open watch stream: end_watches() puts None in each to end it.
+    _watch_queues: set[asyncio.Queue[WatchEvent | None]] = attrs.field(factory=set, init=False)
+    _watches_ended: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -93,6 +100,17 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         """The objects and their watch log (call only from the server's event loop)."""
         assert self._store is not None
         return self._store
+
+    def end_watches(self) -> None:
+        """End every open watch stream and any opened later (the server is shutting down).
+
+        Clients see their stream end, as when an API server goes away; a stream
+        whose client does not read stays blocked on its socket until the server
+        cancels its handler.
+        """
+        self._watches_ended = True
+        for queue in self._watch_queues:
+            queue.put_nowait(None)
 
     # --- request parsing (kmock 0.8 fails on /api/v1/namespaces) ---------------
 
@@ -177,7 +195,15 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     async def _handle(self, request: rendering.Request) -> aiohttp.web.StreamResponse:
         # kmock's own _handle writes objects before dispatching; the store does it here instead,
         # in the fallback reactions, so a test's reaction that answers first changes nothing.
-        return await apps.RawHandler._handle(self, request)
+        response = await apps.RawHandler._handle(self, request)
+        if (
+            request.subresource == "log"
+            and not response.prepared
+            and response.content_type == "application/octet-stream"
+        ):
+            response.content_type = "text/plain"  # logs are text, as the API server sends them
+            response.charset = "utf-8"
+        return response
 
     # --- the fallback reactions: what a cluster answers -------------------------
 
@@ -194,9 +220,39 @@ class ClusterEmulator(kmock.KubernetesEmulator):
     async def _serve_fetch(self, request: rendering.Request) -> rendering.Payload:
         resource = self._resource(request)
         assert request.name is not None
+        if resource == PODS and request.subresource == "log":
+            return self._serve_log(str(request.namespace), request.name, request.params)
         if request.subresource not in (None, "status"):
             raise ApiError(404, "NotFound", f"subresource {request.subresource!r} is not emulated")
         return self.store.find(resource, request.namespace, request.name)
+
+    def _serve_log(self, namespace: str, name: str, params: Mapping[str, str]) -> bytes:
+        """``GET pods/NAME/log``: the container's output from the node, as plain text."""
+        pod = self.store.find(PODS, namespace, name)  # 404 for an unknown pod
+        options = podlogs.parse_options(pod, params)
+        if self.log_source is None:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"pod {name}: no node serves container logs in this emulated cluster "
+                "(start a process kubelet: Cluster.start_kubelet)",
+            )
+        try:
+            served = str(podspec.first_container(pod).get("name"))
+        except podspec.ContainerConfigError as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from None
+        if options.container != served:
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"container {options.container!r} in pod {name!r} is not run by the process "
+                f"kubelet: it runs only the first container ({served!r})",
+            )
+        try:
+            text = self.log_source.container_log(namespace, name, previous=options.previous)
+        except podlogs.LogUnavailable as exc:
+            raise ApiError(400, "BadRequest", str(exc)) from None
+        return podlogs.tail(text, options.tail_lines).encode()
 
     async def _serve_create(self, request: rendering.Request) -> rendering.Payload:
         resource = self._resource(request)
@@ -258,7 +314,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         timeout: float | None,
     ) -> AsyncIterator[rendering.Payload]:
         # The snapshot and the subscription happen with no await between them: nothing is lost.
-        queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
+        if self._watches_ended:
+            queue.put_nowait(None)  # the server is shutting down: the stream ends at once
         if since == 0:  # "any version": the current objects as ADDED, then the changes
             backlog = [
                 {"type": "ADDED", "object": obj}
@@ -272,6 +330,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             ]
         listener: Callable[[WatchEvent], None] = queue.put_nowait
         self.store.listeners.append(listener)
+        self._watch_queues.add(queue)
         try:
             yield b""  # send the headers now: a quiet watch is still an open watch
             for item in backlog:
@@ -279,13 +338,16 @@ class ClusterEmulator(kmock.KubernetesEmulator):
             loop = asyncio.get_running_loop()
             deadline = None if timeout is None else loop.time() + timeout
             while True:
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    return  # timeoutSeconds: the server ends the watch; the client resumes
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation (the client
+                # went away, the server shuts down) that comes with an event, and the stream
+                # then waits on for the next one. asyncio.timeout_at never swallows it.
                 try:
-                    event = await asyncio.wait_for(queue.get(), remaining)
+                    async with asyncio.timeout_at(deadline):
+                        event = await queue.get()
                 except TimeoutError:
-                    return
+                    return  # timeoutSeconds: the server ends the watch; the client resumes
+                if event is None:
+                    return  # end_watches(): the server is shutting down
                 if event.resource != resource:
                     continue
                 view = view_event(event, namespace, labels, fields)
@@ -293,6 +355,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                     yield view
         finally:
             self.store.listeners.remove(listener)
+            self._watch_queues.discard(queue)
 
 
 def object_summary(obj: Mapping[str, Any]) -> str:

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tests.kube import podspec, podstatus
+from tests.kube import podlogs, podspec, podstatus
 from tests.kube.kopf_process import free_port
 
 T = TypeVar("T")
@@ -92,6 +92,8 @@ class _PodWorker:
         self.process: asyncio.subprocess.Process | None = None
         self.info: ProcessInfo | None = None
         self.task: asyncio.Task[None] | None = None
+        #: Size of the container's log when each instance started: where its output begins.
+        self.log_starts: list[int] = []
 
     @property
     def namespace(self) -> str:
@@ -124,11 +126,12 @@ class _PodWorker:
         deadline = None if timeout is None else loop.time() + timeout
         while not predicate():
             self.changed.clear()
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
+            if deadline is not None and deadline <= loop.time():
                 return False
+            # Not asyncio.wait_for: on Python 3.11 it can swallow the cancellation of stop().
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), remaining)
+                async with asyncio.timeout_at(deadline):
+                    await self.changed.wait()
         return True
 
     def signal(self, signum: int) -> None:
@@ -264,6 +267,7 @@ class _PodWorker:
         while True:
             plan.termination_log.write_bytes(b"")
             started = _now()
+            self.log_starts.append(log.stat().st_size if log.exists() else 0)
             executable = shutil.which(plan.argv[0], path=plan.env.get("PATH")) or plan.argv[0]
             try:
                 with log.open("ab") as log_file:
@@ -326,7 +330,8 @@ class _PodWorker:
                 with contextlib.suppress(KubeletError):
                     self.signal(signal.SIGTERM)
                 try:
-                    await asyncio.wait_for(asyncio.shield(exited), float(grace))
+                    async with asyncio.timeout(float(grace)):
+                        await asyncio.shield(exited)
                 except TimeoutError:
                     with contextlib.suppress(KubeletError):
                         self.signal(signal.SIGKILL)
@@ -626,12 +631,63 @@ class ProcessKubelet:
                 raise TimeoutError(f"pod {namespace}/{name}: no running process within {timeout}s")
             time.sleep(0.05)
 
-    def logs(self, namespace: str, name: str) -> str:
-        """Everything the pod's container wrote to stdout and stderr so far."""
+    def container_log(self, namespace: str, name: str, *, previous: bool = False) -> str:
+        """What the container's current instance (or its ``previous`` one) wrote so far.
+
+        Call on the cluster's loop (the API's ``pods/NAME/log`` does); tests call :meth:`logs`.
+
+        Raises:
+            podlogs.LogUnavailable: the pod is not on this node, its container has
+                not started, or (``previous``) it has not restarted; the message is
+                the API's answer.
+        """
+        try:
+            worker = self._worker(namespace, name)
+        except KubeletError:
+            raise podlogs.LogUnavailable(
+                f"pod {name} in namespace {namespace} has no container on node "
+                f"{self.node_name} (not scheduled yet, or gone)"
+            ) from None
+        container = str(worker.pod["spec"]["containers"][0].get("name"))
+        info = worker.info
+        if info is None or not worker.log_starts:
+            status = worker.pod.get("status") or {}
+            waiting = [
+                s.get("state", {}).get("waiting", {}).get("reason")
+                for s in status.get("containerStatuses") or []
+            ]
+            reason = next((r for r in waiting if r), "ContainerCreating")
+            raise podlogs.LogUnavailable(
+                f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+            )
+        starts = worker.log_starts
+        if previous and len(starts) < 2:
+            raise podlogs.LogUnavailable(
+                f'previous terminated container "{container}" in pod "{name}" not found '
+                "(the container has not restarted)"
+            )
+        data = info.log.read_bytes()
+        chunk = data[starts[-2] : starts[-1]] if previous else data[starts[-1] :]
+        return chunk.decode("utf-8", errors="replace")
+
+    def logs(self, namespace: str, name: str, *, previous: bool = False) -> str:
+        """What the pod's container wrote to stdout and stderr (``kubectl logs [--previous]``).
+
+        The current instance's output ("" before it starts); with ``previous``
+        the instance before the last restart.
+
+        Raises:
+            KubeletError: the pod is not on this node; ``previous`` before any restart.
+        """
 
         async def read() -> str:
-            info = self._worker(namespace, name).info
-            return "" if info is None else info.log.read_text(errors="replace")
+            worker = self._worker(namespace, name)
+            if worker.info is None and not previous:
+                return ""
+            try:
+                return self.container_log(namespace, name, previous=previous)
+            except podlogs.LogUnavailable as exc:
+                raise KubeletError(str(exc)) from None
 
         return self._sync(read())
 
