@@ -64,6 +64,18 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
+def operator_reaction_mean_ms(operator: OperatorProcess) -> float | None:
+    """The operator's own mean reaction (its event seen -> pod created), from its histogram."""
+    values: dict[str, float] = {}
+    for line in operator.get("metrics", "/metrics")[1].splitlines():
+        for suffix in ("_sum", "_count"):
+            if line.startswith(f"rekindle_operator_reaction_seconds{suffix} "):
+                values[suffix] = float(line.split()[1])
+    if not values.get("_count"):
+        return None
+    return round(values["_sum"] / values["_count"] * 1000, 1)
+
+
 def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> float:
     """Poll ``predicate`` until true; the seconds it took."""
     started = time.monotonic()
@@ -130,6 +142,7 @@ def run(jobs: int, samples: int, idle_seconds: float, workdir: Path) -> dict[str
             time.sleep(0.3)  # let the status write and the event land before the next one
         time.sleep(2)
         per_change = (len(requests_so_far(cluster)) - before) / len(sampled)
+        operator_side = operator_reaction_mean_ms(operator)
         return {
             "jobs": jobs,
             "seconds_until_every_first_pod": round(all_started, 2),
@@ -144,6 +157,7 @@ def run(jobs: int, samples: int, idle_seconds: float, workdir: Path) -> dict[str
             "reaction_p99_ms": round(percentile(reactions, 99) * 1000, 1),
             "reaction_max_ms": round(max(reactions) * 1000, 1),
             "requests_per_state_change": round(per_change, 2),
+            "operator_side_reaction_mean_ms": operator_side,
         }
     finally:
         if operator is not None:
