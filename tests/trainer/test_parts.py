@@ -65,7 +65,7 @@ def test_saver_writes_in_the_background_and_reports(tmp_path: Path) -> None:
     saver.submit(_snapshot(1))
     assert saver.busy  # the training thread got control back before the write finished
     release.set()
-    saver.submit(_snapshot(2))  # waits for the first
+    saver.submit(_snapshot(2))  # queued behind the first
     saver.drain()
     assert len(seen) == 2
     assert not saver.busy

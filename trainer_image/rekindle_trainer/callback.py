@@ -19,10 +19,11 @@ from typing import Any
 
 import keras
 
-from rekindle_trainer import state
+from rekindle_trainer import hostcopy, state
 from rekindle_trainer.config import ConfigError, TrainerConfig
 from rekindle_trainer.contract import ProgressKind
 from rekindle_trainer.early_stopping import EarlyStopper, EarlyStoppingState
+from rekindle_trainer.hostcopy import BufferPool
 from rekindle_trainer.metrics import Health, TrainerMetrics
 from rekindle_trainer.position import PositionRecord
 from rekindle_trainer.progress import ProgressLog
@@ -102,6 +103,9 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
     preempted: bool = False
     early_stopped: bool = False
     last_logs: dict[str, float] = field(default_factory=dict)
+    pool: BufferPool = field(default_factory=BufferPool)
+    last_stall: float = 0.0
+    _pool_ready: bool = False
     _model_restored: bool = False
     _merge_metrics: bool = False
     _offset: int = 0
@@ -146,6 +150,11 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
             self._merge_metrics = False
         # `batch` is the last step of the execution (several with steps_per_execution > 1).
         reached = self._offset + batch + 1
+        if not self._pool_ready:
+            # After the first step every variable exists (optimizer slots, metric sums):
+            # the host buffers for saves are allocated now and faulted in on a helper thread.
+            self.pool.prepare(state.variables(self.model))
+            self._pool_ready = True
         pos.step += max(1, reached - pos.step_in_epoch)
         pos.step_in_epoch = max(pos.step_in_epoch + 1, reached)
         now = time.time()
@@ -221,37 +230,46 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
     # --------------------------------------------------------------- helpers
 
     def snapshot(self, trigger: str, logs: dict[str, float] | None) -> Snapshot:
-        """Host copy of the state at the current position, with its manifest facts."""
+        """Fresh host copy of the state at the current position, with its manifest facts."""
+        return Snapshot(groups=state.snapshot(self.model), meta=self._meta(trigger, logs))
+
+    def _meta(self, trigger: str, logs: dict[str, float] | None) -> dict[str, Any]:
         assert self.stopper is not None
         pos = self.position
-        return Snapshot(
-            groups=state.snapshot(self.model),
-            meta={
-                "epoch": pos.epoch,
-                "step": pos.step,
-                "step_in_epoch": pos.step_in_epoch,
-                "trigger": trigger,
-                "logs": logs,
-                "monitor": self.config.early_stopping.monitor,
-                "early_stopping": self.stopper.state.to_dict(),
-                "data": {
-                    "kind": self.info.data_kind,
-                    "replayable": self.info.replayable,
-                    "seed": self.config.seed,
-                    "steps_per_epoch": self.info.steps_per_epoch,
-                    "batch_size": self.config.batch_size,
-                },
-                "attempt": self.info.attempt,
-                "epochs_budget": self.config.epochs,
+        return {
+            "epoch": pos.epoch,
+            "step": pos.step,
+            "step_in_epoch": pos.step_in_epoch,
+            "trigger": trigger,
+            "logs": logs,
+            "monitor": self.config.early_stopping.monitor,
+            "early_stopping": self.stopper.state.to_dict(),
+            "data": {
+                "kind": self.info.data_kind,
+                "replayable": self.info.replayable,
+                "seed": self.config.seed,
+                "steps_per_epoch": self.info.steps_per_epoch,
+                "batch_size": self.config.batch_size,
             },
-        )
+            "attempt": self.info.attempt,
+            "epochs_budget": self.config.epochs,
+        }
 
     def _save(self, trigger: str, logs: dict[str, float] | None, *, wait: bool = False) -> None:
+        """Copy the state into reused host buffers and queue it; the writer does the rest."""
         started = time.perf_counter()
-        snap = self.snapshot(trigger, logs)
-        self.saver.submit(snap, wait=wait)
+        values = state.variables(self.model)
+        buffers = self.pool.acquire(values)  # waits only while every buffer set is being written
+        try:
+            hostcopy.copy_into(values, buffers)
+            snap = Snapshot(groups=buffers.groups, meta=self._meta(trigger, logs))
+            self.saver.submit(snap, wait=wait, release=lambda: self.pool.give_back(buffers))
+        except BaseException:
+            self.pool.give_back(buffers)
+            raise
         if not wait:
-            self.metrics.stall_seconds.observe(time.perf_counter() - started)
+            self.last_stall = time.perf_counter() - started
+            self.metrics.stall_seconds.observe(self.last_stall)
         self._last_save = self.clock()
 
     def close(self) -> None:

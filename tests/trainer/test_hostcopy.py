@@ -1,0 +1,230 @@
+"""The save path's training-thread part: one copy into reused host buffers; overlapping saves."""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+from rekindle_trainer import hostcopy, session, state
+from rekindle_trainer.hostcopy import BufferPool
+from rekindle_trainer.saver import BackgroundSaver
+from rekindle_trainer.store import CheckpointStore, Published, Snapshot
+from tests.trainer import helpers
+
+
+@dataclass
+class FakeVariable:
+    """Just what the pool reads from a variable: path, shape, dtype, numpy()."""
+
+    path: str
+    value_: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value_.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.value_.dtype
+
+    def numpy(self) -> np.ndarray:
+        return self.value_
+
+
+def _values(*arrays: np.ndarray, metrics: int = 0) -> dict[str, list[Any]]:
+    return {
+        "model": [FakeVariable(f"w{i}", a) for i, a in enumerate(arrays)],
+        "optimizer": [],
+        "metrics": [FakeVariable(f"m{i}", np.zeros((), "float32")) for i in range(metrics)],
+    }
+
+
+def test_buffers_are_reused_from_save_to_save() -> None:
+    values = _values(np.arange(6, dtype="float32").reshape(2, 3), np.ones(4, "int64"))
+    pool = BufferPool()
+    first = pool.acquire(values)
+    hostcopy.copy_into(values, first)
+    assert [a.tolist() for a in first.arrays] == [[[0, 1, 2], [3, 4, 5]], [1, 1, 1, 1]]
+    pool.give_back(first)
+    values["model"][0].value_ += 10
+    second = pool.acquire(values)
+    hostcopy.copy_into(values, second)
+    assert second is first
+    assert pool.created == 1
+    assert second.arrays[0].tolist() == [[10, 11, 12], [13, 14, 15]]
+    assert second.groups["model"][1] == ("w1", second.arrays[1])
+
+
+def test_a_new_variable_keeps_the_arrays_that_still_fit() -> None:
+    pool = BufferPool()
+    before = _values(np.zeros(3, "float32"))
+    old = pool.acquire(before)
+    pool.give_back(old)
+    after = _values(np.zeros(3, "float32"), metrics=1)  # metric sums appear after step 1
+    new = pool.acquire(after)
+    assert new.arrays[0] is old.arrays[0]
+    assert [key[0] for key in new.layout] == ["model", "metrics"]
+    assert pool.created == 1
+
+
+def test_a_save_waits_only_while_every_buffer_set_is_being_written() -> None:
+    values = _values(np.zeros(3, "float32"))
+    pool = BufferPool(depth=2)
+    writing, queued = pool.acquire(values), pool.acquire(values)  # no wait: two sets
+    assert writing is not queued
+    assert pool.waits == 0
+    got: list[hostcopy.HostBuffers] = []
+    third = threading.Thread(target=lambda: got.append(pool.acquire(values)))
+    third.start()
+    third.join(0.3)
+    assert third.is_alive()
+    assert not got
+    pool.give_back(writing)
+    third.join(10)
+    assert got == [writing]
+    assert pool.waits == 1
+    assert pool.created == 2
+    pool.give_back(writing)
+    pool.give_back(writing)  # a second return is ignored
+    assert pool.free == 1
+
+
+def test_prepare_faults_a_set_in_ahead_of_the_first_save() -> None:
+    values = _values(np.ones(1000, "float32"))
+    pool = BufferPool()
+    pool.prepare(values)
+    pool.prepare(values)  # already there: nothing new
+    assert pool.created == 1
+    assert pool.free == 1
+    buffers = pool.acquire(values)
+    assert buffers.ready.is_set()
+    assert pool.created == 1
+
+
+def test_pool_depth_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        BufferPool(depth=0)
+
+
+def test_copy_of_a_keras_model_is_exact_and_detached() -> None:
+    """DLPack views of TensorFlow variables: same bits and dtypes as numpy(), copied out."""
+    keras.utils.set_random_seed(1)
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dropout(0.5), keras.layers.Dense(3)]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
+    y = np.arange(32) % 3
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    values = state.variables(model)
+    buffers = BufferPool().acquire(values)
+    hostcopy.copy_into(values, buffers)
+    expected = state.snapshot(model)
+    for group, arrays in buffers.groups.items():
+        helpers.assert_same_arrays(arrays, expected[group])
+    assert any(v.name == state.SEED_STATE_NAME for v in values["model"])
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    kernel = buffers.groups["model"][0][1]
+    assert kernel.tobytes() == expected["model"][0][1].tobytes()  # not a view of the variable
+    assert kernel.tobytes() != model.variables[0].numpy().tobytes()
+
+
+def _snapshot(step: int) -> Snapshot:
+    return Snapshot({"model": [("w", np.full(3, step, "float32"))]}, {"epoch": 0, "step": step})
+
+
+def test_overlapping_saves_queue_in_order_without_waiting(tmp_path: Path) -> None:
+    release = threading.Event()
+    published: list[str] = []
+    released: list[int] = []
+
+    def follow_up(snapshot: Snapshot, done: Published) -> None:
+        release.wait(10)
+        published.append(done.name)
+
+    saver = BackgroundSaver(CheckpointStore(tmp_path), follow_up)
+    for step in (1, 2, 3):
+        saver.submit(_snapshot(step), release=functools.partial(released.append, step))
+    assert saver.queued == 3
+    assert released == []
+    release.set()
+    saver.drain()
+    assert published == [
+        "ckpt-000000-0000000001",
+        "ckpt-000000-0000000002",
+        "ckpt-000000-0000000003",
+    ]
+    assert released == [1, 2, 3]
+    assert not saver.busy
+
+
+def test_a_waited_save_returns_after_it_and_those_before_it_are_published(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, keep=10)
+    saver = BackgroundSaver(store, lambda s, p: None)
+    saver.submit(_snapshot(1))
+    saver.submit(_snapshot(2), wait=True)
+    assert store.names() == ["ckpt-000000-0000000001", "ckpt-000000-0000000002"]
+
+
+def test_buffers_come_back_after_a_failed_write(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    released = threading.Event()
+    saver = BackgroundSaver(CheckpointStore(blocker), lambda s, p: None)
+    saver.submit(_snapshot(1), release=released.set)
+    with pytest.raises(RuntimeError, match="checkpoint write failed"):
+        saver.drain()
+    assert released.is_set()
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority"), reason="thread priorities are Linux-only")
+def test_the_writer_runs_at_a_lower_priority_than_training(tmp_path: Path) -> None:
+    seen: list[int] = []
+
+    def follow_up(snapshot: Snapshot, done: Published) -> None:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    saver = BackgroundSaver(CheckpointStore(tmp_path), follow_up, nice=5)
+    saver.submit(_snapshot(1), wait=True)
+    assert seen == [min(19, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + 5)]
+
+
+def test_training_thread_only_copies_into_reused_buffers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every save but the last is written off the training thread, from at most two buffer sets."""
+    writes: list[tuple[str, str, np.ndarray]] = []  # arrays kept alive: no address reuse
+    original = CheckpointStore.write
+
+    def recording(store: CheckpointStore, snapshot: Snapshot) -> Published:
+        kernel = snapshot.groups["model"][0][1]
+        writes.append((str(snapshot.meta["trigger"]), threading.current_thread().name, kernel))
+        return original(store, snapshot)
+
+    monkeypatch.setattr(CheckpointStore, "write", recording)
+    doc = {
+        "epochs": 2,
+        "batchSize": 32,
+        "checkpoint": {"everyEpochs": 1, "everySteps": 2, "keep": 2},
+        "earlyStopping": {"enabled": False, "monitor": "loss"},
+    }
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(256, 4)).astype("float32")
+    with session(helpers.env_for(tmp_path, doc)) as run:
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile(optimizer="adam", loss="mse")
+        run.fit(model, (x, x.sum(axis=1, keepdims=True)))
+    assert run.exit_code == 0
+    background = [w for w in writes if w[0] in ("steps", "epoch")]
+    assert len(background) == 8
+    assert {w[1] for w in background} == {"rekindle-checkpoint"}
+    assert len({id(w[2]) for w in background}) <= 2  # the pool's buffers, not fresh arrays
+    assert threading.current_thread().name not in {w[1] for w in background}
