@@ -20,12 +20,12 @@ from typing import Any
 
 from tests.e2e import volume_report
 from tests.e2e.backend import JOB_LABEL, E2ECluster
-from tests.e2e.operator_process import OperatorProcess
 from tests.kube import patches
 from tests.kube.cluster import Cluster
 from tests.kube.fixtures import CHART_CRDS, PASSED_THROUGH_ENV
 from tests.kube.kubelet import ProcessKubelet
 from tests.kube.store import DeleteOptions, Store
+from tests.support.operator_process import OperatorProcess
 
 #: The image the scenario manifests name; the process kubelet runs the command, not the image.
 TRAINER_IMAGE = "ghcr.io/rekindle-dev/trainer:0.1.0"
@@ -145,4 +145,6 @@ class EmulatedCluster(E2ECluster):
         with contextlib.suppress(Exception):
             if self.operator is not None:
                 self.operator.kill()
-        self.operator = OperatorProcess(self.cluster.kubeconfig, self.operator_log, ["-A"]).start()
+        self.operator = OperatorProcess(
+            self.cluster.kubeconfig, self.operator_log, ["-A", "--standalone"]
+        ).start()

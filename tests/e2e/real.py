@@ -37,7 +37,7 @@ from typing import Any
 
 from tests.e2e import volume_report
 from tests.e2e.backend import JOB_LABEL, E2ECluster, wait_until
-from tests.e2e.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess
 
 GROUP, VERSION, PLURAL = "rekindle.dev", "v1alpha1", "trainingjobs"
 #: Where the helper pod mounts the claim.
@@ -383,7 +383,7 @@ class RealCluster(E2ECluster):
             self.local_operator = OperatorProcess(
                 Path(self.settings.kubeconfig),
                 self.workdir / "operator.log",
-                ["-n", self.namespace],
+                ["-n", self.namespace, "--standalone"],
             ).start()
             return
 
