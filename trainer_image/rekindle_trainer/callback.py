@@ -83,6 +83,15 @@ def _floats(logs: dict[str, Any] | None) -> dict[str, float]:
     return out
 
 
+#: Saves a newer one may replace while still queued: periodic ones. Epoch-end saves stay
+#: (``restoreBestWeights`` reads them back) and so do SIGTERM and final ones.
+SUPERSEDABLE_TRIGGERS = frozenset({"steps", "seconds"})
+
+
+def _supersedable(snapshot: Snapshot) -> bool:
+    return snapshot.meta.get("trigger") in SUPERSEDABLE_TRIGGERS
+
+
 @dataclass(eq=False)
 class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
     """Saves, early-stops and preempts; one instance spans all ``fit`` calls of an attempt."""
@@ -259,7 +268,11 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
         """Copy the state into reused host buffers and queue it; the writer does the rest."""
         started = time.perf_counter()
         values = state.variables(self.model)
-        buffers = self.pool.acquire(values)  # waits only while every buffer set is being written
+        buffers = self.pool.try_acquire(values)
+        if buffers is None and self.saver.withdraw_queued(_supersedable) is not None:
+            buffers = self.pool.try_acquire(values)
+        if buffers is None:  # every set is being written or holds a save that must stay
+            buffers = self.pool.acquire(values)
         try:
             hostcopy.copy_into(values, buffers)
             snap = Snapshot(groups=buffers.groups, meta=self._meta(trigger, logs))

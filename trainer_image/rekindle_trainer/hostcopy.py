@@ -7,8 +7,9 @@ which on a loaded machine costs several times the copy itself. A
 :class:`BufferPool` instead keeps up to ``depth`` sets of host arrays, one
 array per variable, whose pages are faulted in once, away from the training
 thread. A set is in use from the copy until the writer has published it; a save
-that finds every set in use waits for the oldest write to finish (nothing is
-dropped or overwritten while it is being written).
+that finds every set in use either takes the set of a queued save that has not
+started yet and that a newer one may supersede (see the callback), or waits for
+the oldest write to finish; a set is never overwritten while it is written.
 
 With TensorFlow a variable is read through DLPack as a view of its buffer, so
 the copy into the pool's array is the only pass over the data (``numpy()``
@@ -56,11 +57,16 @@ class HostBuffers:
         return out
 
 
+_TOUCH_BYTES = 1 << 20
+
+
 def _touch(arrays: Sequence[np.ndarray], ready: threading.Event) -> None:
-    """Fault every page in (NumPy fills without holding the GIL for long)."""
+    """Fault every page in, a megabyte at a time so that training gets the GIL in between."""
     try:
         for array in arrays:
-            array.fill(0)
+            flat = array.reshape(-1).view(np.uint8)
+            for start in range(0, flat.size, _TOUCH_BYTES):
+                flat[start : start + _TOUCH_BYTES] = 0
     finally:
         ready.set()
 
@@ -141,6 +147,18 @@ class BufferPool:
 
     def acquire(self, values: Mapping[str, Sequence[Any]]) -> HostBuffers:
         """A set for the current layout; waits while all ``depth`` sets are being written."""
+        buffers = self._take(values, block=True)
+        assert buffers is not None
+        return buffers
+
+    def try_acquire(self, values: Mapping[str, Sequence[Any]]) -> HostBuffers | None:
+        """A set for the current layout, or ``None`` while all ``depth`` are in use.
+
+        The caller may then supersede a queued save instead of waiting.
+        """
+        return self._take(values, block=False)
+
+    def _take(self, values: Mapping[str, Sequence[Any]], *, block: bool) -> HostBuffers | None:
         want = layout(values)
         with self._cond:
             while True:
@@ -154,6 +172,8 @@ class BufferPool:
                         self.created += 1
                     match = None
                     break
+                if not block:
+                    return None
                 self.waits += 1
                 self._cond.wait()
         buffers = match if match is not None else self._build(want, stale)

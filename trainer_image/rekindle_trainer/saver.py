@@ -53,12 +53,13 @@ class BackgroundSaver:
         on_published: OnPublished,
         *,
         background: bool = True,
-        nice: int = 10,
+        nice: int = 5,
     ) -> None:
         self.store = store
         self.on_published = on_published
         self.background = background
         self.nice = nice
+        self.superseded = 0
         self._queue: deque[_Job] = deque()
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -137,6 +138,24 @@ class BackgroundSaver:
         """Wait for the queued writes; their errors were logged already (used while failing)."""
         self._join()
         self._error = None
+
+    def withdraw_queued(self, supersedable: Callable[[Snapshot], bool]) -> Snapshot | None:
+        """Take back the newest queued snapshot, if its write has not started and it may go.
+
+        ``supersedable`` decides; the snapshot's ``release`` is called (its buffers are
+        free again), so that a newer save replaces it instead of waiting for the writer.
+        """
+        with self._cond:
+            if len(self._queue) < 2 or not supersedable(self._queue[-1].snapshot):
+                return None  # the head of the queue is being written
+            job = self._queue.pop()
+            self.superseded += 1
+        log.info(
+            "checkpoint %s superseded by a newer save before it was written", job.snapshot.name
+        )
+        if job.release is not None:
+            job.release()
+        return job.snapshot
 
     @property
     def busy(self) -> bool:
