@@ -8,12 +8,20 @@ with ``jsonschema``) and every ``x-kubernetes-validations`` CEL rule (with
 ``cel-python``; transition rules get ``oldSelf`` on updates). This is written
 from the Kubernetes documentation, independently of the operator's own
 manifest validation, so that the two can disagree and a test can notice.
+
+Every write of a custom resource runs through here, so the costly parts are
+done once: the JSON Schema validator is built once per schema object (the
+store keeps one per CRD version), each CEL rule is compiled once, and a
+rule's outcome is remembered per (rule, ``self``, ``oldSelf``) value, which is
+exact because CEL has no side effects and no clock: the same input gives the
+same answer. Every rule is still checked against every written value.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import json
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -150,26 +158,52 @@ def _program(rule: str) -> Any:
     return environment.program(environment.compile(rule))
 
 
+#: What a rule said about one value: None (it holds), "" (false) or the evaluation error.
+_Outcome = str | None
+_OUTCOMES: dict[tuple[str, str, str | None], _Outcome] = {}
+_OUTCOMES_LIMIT = 20_000
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _evaluate(text: str, value: Any, old: Any, transition: bool) -> _Outcome:
+    """Run one rule (remembered per input: CEL is pure, so this is exact)."""
+    key = (text, _canonical(value), _canonical(old) if transition else None)
+    if key in _OUTCOMES:
+        return _OUTCOMES[key]
+    activation = {"self": json_to_cel(value)}
+    if transition:
+        activation["oldSelf"] = json_to_cel(old)
+    outcome: _Outcome
+    try:
+        result = _program(text).evaluate(activation)
+    except Exception as exc:  # a CEL evaluation error is a failed rule, as in the API server
+        outcome = f"could not be evaluated: {exc}"
+    else:
+        outcome = None if not isinstance(result, Exception) and bool(result) else ""
+    if len(_OUTCOMES) >= _OUTCOMES_LIMIT:
+        _OUTCOMES.clear()
+    _OUTCOMES[key] = outcome
+    return outcome
+
+
 def _rule_problems(value: Any, old: Any, schema: Mapping[str, Any], path: str) -> Iterator[str]:
     for rule in schema.get("x-kubernetes-validations") or []:
         text = rule["rule"]
         transition = "oldSelf" in text
         if transition and old is None:
             continue  # a transition rule only applies to an update
-        activation = {"self": json_to_cel(value)}
-        if transition:
-            activation["oldSelf"] = json_to_cel(old)
         field = (
             f"{path}{rule.get('fieldPath', '')}"
             if path != "<root>"
             else (str(rule.get("fieldPath", "")).lstrip(".") or path)
         )
-        try:
-            result = _program(text).evaluate(activation)
-        except Exception as exc:  # a CEL evaluation error is a failed rule, as in the API server
-            yield f"{field}: Invalid value: rule {text!r} could not be evaluated: {exc}"
-            continue
-        if isinstance(result, Exception) or not bool(result):
+        outcome = _evaluate(text, value, old, transition)
+        if outcome:
+            yield f"{field}: Invalid value: rule {text!r} {outcome}"
+        elif outcome is not None:
             message = rule.get("message") or f"failed rule: {text}"
             yield f"{field}: Invalid value: {' '.join(str(message).split())}"
 
@@ -189,11 +223,30 @@ def _cel_problems(
             yield from _cel_problems(item, None, schema.get("items") or {}, (*path, index))
 
 
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], jsonschema.Draft4Validator]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> jsonschema.Draft4Validator:
+    """The JSON Schema validator of ``schema``, built once per schema object.
+
+    Keyed by identity, and the entry holds the schema itself so that its id
+    cannot be reused while cached; the store never changes a stored schema.
+    """
+    entry = _VALIDATORS.get(id(schema))
+    if entry is not None and entry[0] is schema:
+        return entry[1]
+    validator = jsonschema.Draft4Validator(to_json_schema(schema))
+    if len(_VALIDATORS) >= 64:
+        _VALIDATORS.clear()
+    _VALIDATORS[id(schema)] = (schema, validator)
+    return validator
+
+
 def problems(
     value: Mapping[str, Any], schema: Mapping[str, Any], old: Mapping[str, Any] | None = None
 ) -> list[str]:
     """Every schema violation of ``value``, each naming its field."""
-    validator = jsonschema.Draft4Validator(to_json_schema(schema))
+    validator = _validator(schema)
     found = [
         f"{_dotted(error.absolute_path)}: Invalid value: {error.message}"
         for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.kube import schema
@@ -96,3 +97,43 @@ def test_problems_name_the_field(
 def test_transition_rules_apply_to_updates_only() -> None:
     assert schema.admit(obj(size=2), SCHEMA)[1] == []
     assert schema.admit(obj(size=4), SCHEMA, obj(size=3))[1] == []
+
+
+def test_the_validator_is_built_once_per_schema(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every write of a custom resource validates: building the validator each time was slow."""
+    built: list[object] = []
+    real = jsonschema.Draft4Validator
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jsonschema, "Draft4Validator", counting)
+    own = {**SCHEMA}  # a schema object no earlier test has cached
+    for size in (1, 2, 3):
+        assert schema.problems(obj(size=size), own) == []
+    assert schema.problems(obj(size=0), own)  # still validates: one problem found
+    assert len(built) == 1
+
+
+def test_a_rule_is_evaluated_once_per_input_and_still_judges_each_write(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """CEL is pure, so a rule's outcome is remembered per value; a new value is evaluated."""
+    monkeypatch.setattr(schema, "_OUTCOMES", {})
+    evaluated: list[str] = []
+    real = schema._program
+
+    def counting(rule: str) -> Any:
+        evaluated.append(rule)
+        return real(rule)
+
+    monkeypatch.setattr(schema, "_program", counting)
+    for _ in range(3):
+        assert schema.problems(obj(size=4), SCHEMA, old=obj(size=3)) == []
+    assert len(evaluated) == 2  # both rules, once
+    assert schema.problems(obj(size=11), SCHEMA, old=obj(size=12)) == [
+        "spec: Invalid value: size must be at most 10",
+        "spec: Invalid value: size cannot shrink",
+    ]
+    assert len(evaluated) == 4
