@@ -12,7 +12,6 @@ a real cluster can show (images, a real kubelet, hostPID) is left to the
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,22 +26,6 @@ from tests.kube.cluster import Cluster
 from tests.kube.fixtures import CHART_CRDS
 
 
-class RealOnEmulator(RealCluster):
-    """The real backend, except that logs come from the process kubelet.
-
-    tests/kube's API server does not serve ``pods/NAME/log`` (404 "subresource
-    'log' is not emulated"), so the helper pods' output is read from the node.
-    """
-
-    def __init__(self, settings: Settings, workdir: Path, cluster: Cluster) -> None:
-        super().__init__(settings, workdir)
-        self.cluster = cluster
-
-    def _pod_log(self, name: str) -> str:
-        assert self.cluster.kubelet is not None
-        return self.cluster.kubelet.logs(self.namespace, name)
-
-
 @pytest.fixture
 def real_on_emulator(tmp_path: Path) -> Iterator[tuple[RealCluster, Cluster]]:
     cluster = Cluster(tmp_path / "cluster").start()
@@ -51,16 +34,13 @@ def real_on_emulator(tmp_path: Path) -> Iterator[tuple[RealCluster, Cluster]]:
         cluster.install_crds(CHART_CRDS)
         cluster.start_kubelet(tmp_path / "node")
         settings = Settings(kubeconfig=str(cluster.kubeconfig), image="img:e2e", operator="local")
-        real = RealOnEmulator(settings, tmp_path, cluster).start()
+        real = RealCluster(settings, tmp_path).start()
         yield real, cluster
     finally:
         if real is not None:
             real.stop()
             print(f"--- operator log ---\n{(tmp_path / 'operator.log').read_text()[-20000:]}")
-        try:
-            cluster.stop(timeout=15)
-        except TimeoutError as exc:  # tests/kube: a watch handler that will not finish
-            warnings.warn(f"emulated cluster did not stop cleanly: {exc}", stacklevel=2)
+        cluster.stop()
 
 
 def _sleeper(name: str, image: str) -> dict[str, Any]:

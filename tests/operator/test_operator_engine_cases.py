@@ -27,7 +27,7 @@ from rekindle_operator import ownership
 from rekindle_operator.engine import Action
 from tests.kube.cluster import Cluster
 from tests.kube.store import ApiError
-from tests.operator.test_operator import OperatorProcess, install_crds, stop_cluster
+from tests.operator.test_operator import OperatorProcess, install_crds
 from tests.support import engine_cases
 from tests.support.engine_cases import CASES, EngineCase, Expected
 
@@ -142,7 +142,7 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
         if operator is not None:
             operator.stop()
             print(f"--- operator log ---\n{operator.log_text()[-30000:]}")
-        stop_cluster(cluster)
+        cluster.stop()
 
 
 def _wait_reconciled(operator: OperatorProcess, namespaces: list[str], timeout: float = 30) -> None:

@@ -20,7 +20,6 @@ from tests.operator.test_operator import (
     OperatorProcess,
     end_pod,
     install_crds,
-    stop_cluster,
     terminated,
     trainer_pods,
     training_job,
@@ -39,7 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         install_crds(cluster)
         yield cluster
     finally:
-        stop_cluster(cluster)
+        cluster.stop()
 
 
 @pytest.fixture
