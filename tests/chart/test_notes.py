@@ -28,8 +28,9 @@ def test_warns_when_monitors_carry_no_selector_labels() -> None:
     assert "WARNING" not in _notes(labelled)
 
 
-def test_several_replicas_warn_about_equal_kopf_priorities() -> None:
+def test_several_replicas_explain_peering_without_a_warning() -> None:
     notes = _notes({"replicaCount": 2})
-    assert "pauses all replicas whose" in notes
-    assert "priorities are equal" in notes
-    assert "pauses all replicas" not in _notes({})
+    assert "2 operator replicas share the kopf peering" in notes
+    assert "takes over once its peering entry expires" in notes
+    assert "WARNING" not in notes
+    assert "operator replicas share" not in _notes({})
