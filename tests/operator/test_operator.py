@@ -1,8 +1,8 @@
 """The real ``rekindle operator`` process against the emulated cluster (``tests/kube``).
 
-:class:`OperatorProcess` runs ``python -m rekindle_operator.cli operator …``
-with ``KUBECONFIG`` pointing at a :class:`tests.kube.cluster.Cluster`, waits
-for kopf's liveness endpoint, and stops it with SIGTERM or kills it with
+:class:`tests.support.operator_process.OperatorProcess` runs ``rekindle
+operator`` with ``KUBECONFIG`` pointing at a :class:`tests.kube.cluster.Cluster`,
+waits for kopf's liveness endpoint, and stops it with SIGTERM or kills it with
 SIGKILL (an operator lost with its node). The helpers below make pods end the
 way a kubelet would report it, by writing the pod's status, so each way an
 attempt can end is reproduced exactly; the process kubelet's own end-to-end
@@ -11,14 +11,7 @@ runs are the e2e suite's.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,84 +24,11 @@ from rekindle_operator import pods, trainer_config
 from rekindle_operator import spec as specs
 from rekindle_trainer import contract
 from tests.kube.cluster import Cluster
-from tests.kube.kopf_process import free_port
+from tests.support.operator_process import OperatorProcess
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "charts" / "rekindle" / "crds" / "trainingjobs.rekindle.dev.yaml"
 PEERING_CRDS = REPO / "charts" / "rekindle" / "crds" / "kopf-peering.yaml"
-
-
-class OperatorProcess:
-    """One ``rekindle operator`` subprocess (through ``cli.main``, as the console script runs)."""
-
-    def __init__(self, cluster: Cluster, log: Path, args: Sequence[str] = ("-A", "--standalone")):
-        self.metrics_port = free_port()
-        self.liveness_port = free_port()
-        self.argv = [
-            sys.executable,
-            "-c",
-            "from rekindle_operator.cli import main; raise SystemExit(main())",
-            "operator",
-            *args,
-            "--metrics-port",
-            str(self.metrics_port),
-            "--liveness-port",
-            str(self.liveness_port),
-            "--log-format",
-            "plain",
-            "--verbose",
-        ]
-        self.env = {**os.environ, "KUBECONFIG": str(cluster.kubeconfig)}
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, ready_timeout: float = 60) -> OperatorProcess:
-        """Start it and wait until its liveness endpoint answers."""
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as log_file:
-            self.process = subprocess.Popen(
-                self.argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + ready_timeout
-        while True:
-            if self.process.poll() is not None:
-                code = self.process.returncode
-                raise RuntimeError(f"the operator exited with {code}:\n{self.log_text()[-4000:]}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                if self.get("liveness", "/healthz")[0] == 200:
-                    return self
-            if time.monotonic() > deadline:
-                self.kill()
-                raise TimeoutError(f"not ready in {ready_timeout}s:\n{self.log_text()[-4000:]}")
-            time.sleep(0.1)
-
-    def get(self, which: str, path: str) -> tuple[int, str]:
-        """GET ``path`` on the metrics or liveness port: (status, body)."""
-        port = self.metrics_port if which == "metrics" else self.liveness_port
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-
-    def log_text(self) -> str:
-        """Everything the process printed so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def stop(self, timeout: float = 30) -> int | None:
-        """SIGTERM, then SIGKILL after ``timeout``."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return self.kill()
-
-    def kill(self) -> int | None:
-        """SIGKILL: no clean-up at all."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.kill()
-        return self.process.wait()
 
 
 def install_crds(cluster: Cluster, *, peering: bool = False) -> None:
@@ -244,7 +164,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 def operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    process = OperatorProcess(cluster, tmp_path_factory.mktemp("operator") / "operator.log").start()
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(cluster.kubeconfig, log).start()
     try:
         yield process
     finally:
@@ -669,7 +590,7 @@ def test_with_peering_only_one_replica_acts_and_the_other_takes_over(tmp_path: P
         for priority in (100, 50):
             args = ("-A", "--peering", "rk", "--priority", str(priority))
             log = tmp_path / f"operator-{priority}.log"
-            replicas.append(OperatorProcess(cluster, log, args).start())
+            replicas.append(OperatorProcess(cluster.kubeconfig, log, args).start())
             wait_peer(cluster, "rk", priority)  # the standby starts with the active listed
         active, standby = replicas
         assert "(blockers: rk@None)" in standby.log_text()

@@ -27,9 +27,10 @@ from rekindle_operator import ownership
 from rekindle_operator.engine import Action
 from tests.kube.cluster import Cluster
 from tests.kube.store import ApiError
-from tests.operator.test_operator import OperatorProcess, install_crds
+from tests.operator.test_operator import install_crds
 from tests.support import engine_cases
 from tests.support.engine_cases import CASES, EngineCase, Expected
+from tests.support.operator_process import OperatorProcess
 
 #: What an attempt's end leads to (rows that only wait or start are the engine's and runner's).
 ENDING_ACTIONS = {Action.SUCCEED, Action.FAIL, Action.RESTART, Action.RESTART_AFTER}
@@ -127,7 +128,7 @@ def played(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Played]:
                 subresource="status",
             )
         log = tmp_path_factory.mktemp("operator") / "operator.log"
-        operator = OperatorProcess(cluster, log).start()
+        operator = OperatorProcess(cluster.kubeconfig, log).start()
         _wait_reconciled(operator, [namespace_of(case) for case, _ in gone])
         for case, pod in gone:  # deleted under the operator's eyes, ending as the row says
             namespace, name = namespace_of(case), pod["metadata"]["name"]

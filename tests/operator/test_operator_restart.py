@@ -17,7 +17,6 @@ from rekindle_operator import pods, trainer_config
 from rekindle_operator import spec as specs
 from tests.kube.cluster import Cluster
 from tests.operator.test_operator import (
-    OperatorProcess,
     end_pod,
     install_crds,
     terminated,
@@ -26,6 +25,7 @@ from tests.operator.test_operator import (
     wait_event,
     wait_status,
 )
+from tests.support.operator_process import OperatorProcess
 
 NS = "restarts"
 
@@ -52,7 +52,8 @@ def operators(cluster: Cluster, tmp_path: Path) -> Iterator[list[OperatorProcess
 
 
 def start_operator(cluster: Cluster, operators: list[OperatorProcess], tmp_path: Path) -> None:
-    operators.append(OperatorProcess(cluster, tmp_path / f"operator-{len(operators)}.log").start())
+    log = tmp_path / f"operator-{len(operators)}.log"
+    operators.append(OperatorProcess(cluster.kubeconfig, log).start())
 
 
 def settle(seconds: float = 1.5) -> None:
