@@ -6,9 +6,13 @@ part for a smoke run. Every figure is measured here, on this machine; the JSON
 records its description.
 
 1. Checkpoint overhead: steps per second of a >= 10 M parameter MLP without
-   saves, with a save per epoch, every N steps and every T seconds, side by
-   side in one process (rounds interleaved, the first epoch of each run left
-   out as warm-up), plus the stall per save (host copy) and the write time.
+   saves, with a save per epoch and every 5 steps, side by side in one
+   process on one model: short segments interleaved in rounds (A B C A B C
+   ...), after a warm-up segment. Per variant the median rate and its ratio to
+   the same round's no-saves rate (min-max spread), the stall per save measured
+   on the training thread, the reference copies to host memory measured
+   between the rounds, and the overhead derived from the stall for a save per
+   epoch and every 60 s (stall / training time between saves).
 2. Work lost per interruption: SIGTERM (steps between the last step seen and
    the restored one) and SIGKILL at random steps (the same, bounded by the
    save interval).
@@ -23,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -77,26 +82,46 @@ def build_big(config: Any) -> Any:
 # 1. Checkpoint overhead (in this process)
 # ---------------------------------------------------------------------------
 
+#: The variants run side by side: each round trains one short segment of each, in turn.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "no saves": {"everyEpochs": 0},
+    "every epoch": {"everyEpochs": 1},
+    "every 5 steps": {"everyEpochs": 0, "everySteps": 5},
+}
 
-def _overhead_run(
-    folder: Path, checkpoint: dict[str, Any], epochs: int, samples: int
+
+def _histogram(metric: Any) -> tuple[float, float]:
+    """``(count, sum)`` of a prometheus-client histogram."""
+    samples = next(iter(metric.collect())).samples
+    count = next(s.value for s in samples if s.name.endswith("_count"))
+    total = next(s.value for s in samples if s.name.endswith("_sum"))
+    return float(count), float(total)
+
+
+def _segment(
+    model: Any, data: Any, folder: Path, checkpoint: dict[str, Any], epochs: int
 ) -> dict[str, Any]:
+    """One short ``session.fit`` of the shared model with one save policy."""
     import keras
 
-    from rekindle_trainer import contract, session, state
+    from rekindle_trainer import callback as callback_module
+    from rekindle_trainer import contract, session
 
-    times: list[float] = []
+    steps: list[float] = []
+    ended: list[float] = []
 
     class Clock(keras.callbacks.Callback):  # type: ignore[misc]
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
-            times.append(time.perf_counter())
+            steps.append(time.perf_counter())
+
+        def on_train_end(self, logs: Any = None) -> None:
+            ended.append(time.perf_counter())  # after the last epoch's save was handed over
 
     doc = {
         "epochs": epochs,
         "batchSize": 64,
         "checkpoint": {"keep": 1, "keepBest": False, **checkpoint},
         "earlyStopping": {"enabled": False, "monitor": "loss"},
-        "hyperparameters": {"samples": samples},
     }
     env = {
         contract.ENV_CONFIG: json.dumps(doc),
@@ -104,73 +129,133 @@ def _overhead_run(
         contract.ENV_METRICS_PORT: "0",
         contract.ENV_TERMINATION_LOG: str(folder.parent / f"{folder.name}.term"),
     }
-    with session(env) as run:
-        with run.strategy.scope():
-            setup = build_big(run.config)
-        params = setup.model.count_params()
-        run.fit(setup.model, setup.train, callbacks=[Clock()])
-        copies = []
-        for _ in range(3):
-            started = time.perf_counter()
-            state.snapshot(setup.model)
-            copies.append(time.perf_counter() - started)
-    steps_per_epoch = -(-samples // 64)
-    measured = times[steps_per_epoch:]  # leave out the first epoch (tracing, warm-up)
-    seconds = measured[-1] - measured[0]
-    m = run.metrics
-    stall = next(iter(m.stall_seconds.collect())).samples
-    save = next(iter(m.checkpoint_seconds.collect())).samples
-    stall_count = next(s.value for s in stall if s.name.endswith("_count"))
-    stall_sum = next(s.value for s in stall if s.name.endswith("_sum"))
-    save_count = next(s.value for s in save if s.name.endswith("_count"))
-    save_sum = next(s.value for s in save if s.name.endswith("_sum"))
+    # Each save's own stall (the histogram only has sums): read after every save.
+    stalls: list[float] = []
+    original = callback_module.RekindleCallback._save
+
+    def recording(self: Any, trigger: str, logs: Any, *, wait: bool = False) -> None:
+        original(self, trigger, logs, wait=wait)
+        if not wait:
+            stalls.append(self.last_stall)
+
+    callback_module.RekindleCallback._save = recording  # type: ignore[method-assign]
+    try:
+        with session(env) as run:
+            run.fit(model, data, callbacks=[Clock()])
+    finally:
+        callback_module.RekindleCallback._save = original  # type: ignore[method-assign]
+    writes, write_sum = _histogram(run.metrics.checkpoint_seconds)
+    # From the end of the first step (tracing and start-up excluded) to the end of training.
     return {
-        "parameters": params,
-        "host_copy_seconds": min(copies),
-        "stall_percent_of_training": 100 * stall_sum / (times[-1] - times[0]),
-        "steps_per_second": (len(measured) - 1) / seconds,
-        "saves": int(save_count),
-        "stall_seconds_mean": stall_sum / stall_count if stall_count else 0.0,
-        "save_seconds_mean": save_sum / save_count if save_count else 0.0,
-        "checkpoint_bytes": m.checkpoint_bytes._value.get(),
+        "steps_per_second": (len(steps) - 1) / (ended[0] - steps[0]),
+        "saves": len(stalls),
+        "stalls": stalls,
+        "write_seconds": write_sum / writes if writes else None,
+    }
+
+
+def _best_of(function: Any, tries: int = 5) -> float:
+    times = []
+    for _ in range(tries):
+        started = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+def _host_copies(model: Any) -> dict[str, float]:
+    """Reference copies to host memory, warm, best of three, between the segments."""
+    from rekindle_trainer import hostcopy, state
+
+    values = state.variables(model)
+    pool = hostcopy.BufferPool(depth=1)
+    buffers = pool.acquire(values)
+    return {
+        "weights_numpy_seconds": _best_of(lambda: [w.numpy() for w in model.weights], 3),
+        "state_numpy_seconds": _best_of(lambda: state.snapshot(model), 3),
+        "state_into_buffers_seconds": _best_of(lambda: hostcopy.copy_into(values, buffers), 3),
+    }
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {
+        "median": round(statistics.median(values), 4),
+        "min": round(min(values), 4),
+        "max": round(max(values), 4),
     }
 
 
 def checkpoint_overhead(quick: bool) -> dict[str, Any]:
-    epochs = 3 if quick else 4
-    samples = 640 if quick else 1280
-    rounds = 1 if quick else 3
-    variants = {
-        "no saves": {"everyEpochs": 0},
-        "every epoch": {"everyEpochs": 1},
-        "every 10 steps": {"everyEpochs": 0, "everySteps": 10},
-        "every 5 s": {"everyEpochs": 0, "everySeconds": 5},
-    }
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    """Interleaved rounds (A B C A B C ...) of short segments on one model."""
+    samples = 640
+    epochs = 2
+    rounds = 2 if quick else 4
+    import keras
+
+    from rekindle_trainer.config import parse_config
+
+    config = parse_config({"epochs": epochs, "hyperparameters": {"samples": samples}})
+    keras.utils.set_random_seed(config.seed)
+    setup = build_big(config)
+    model, data = setup.model, setup.train
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    copies: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
+        # Warm-up, left out: traces the step function and builds the optimizer.
+        _segment(model, data, Path(tmp) / "warm-up", VARIANTS["no saves"], 1)
         for round_ in range(rounds):
-            for name, checkpoint in variants.items():
+            for name, checkpoint in VARIANTS.items():
                 folder = Path(tmp) / f"{name.replace(' ', '-')}-{round_}"
-                results[name].append(_overhead_run(folder, checkpoint, epochs, samples))
-    base = statistics.median(r["steps_per_second"] for r in results["no saves"])
-    summary = {}
-    for name, runs in results.items():
-        rate = statistics.median(r["steps_per_second"] for r in runs)
-        summary[name] = {
-            "steps_per_second": round(rate, 3),
-            "overhead_percent": round(100 * (base - rate) / base, 2),
-            "saves_per_run": runs[0]["saves"],
-            "stall_seconds_mean": round(statistics.mean(r["stall_seconds_mean"] for r in runs), 4),
-            "stall_percent_of_training": round(
-                statistics.mean(r["stall_percent_of_training"] for r in runs), 2
-            ),
-            "host_copy_seconds": round(min(r["host_copy_seconds"] for r in runs), 4),
-            "save_seconds_mean": round(statistics.mean(r["save_seconds_mean"] for r in runs), 4),
-            "checkpoint_bytes": runs[0]["checkpoint_bytes"],
-            "parameters": runs[0]["parameters"],
-            "rounds": len(runs),
+                runs[name].append(_segment(model, data, folder, checkpoint, epochs))
+                shutil.rmtree(folder, ignore_errors=True)
+            copies.append(_host_copies(model))
+    steps_per_epoch = -(-samples // 64)
+    base = [r["steps_per_second"] for r in runs["no saves"]]
+    base_rate = statistics.median(base)
+    variants: dict[str, Any] = {}
+    for name, results in runs.items():
+        ratios = [r["steps_per_second"] / b for r, b in zip(results, base, strict=True)]
+        stalls = [stall for r in results for stall in r["stalls"]]
+        writes = [r["write_seconds"] for r in results if r["write_seconds"] is not None]
+        variants[name] = {
+            "steps_per_second": _spread([r["steps_per_second"] for r in results]),
+            "ratio_to_no_saves": _spread(ratios),
+            "overhead_percent": round(100 * (1 - statistics.median(ratios)), 2),
+            "saves_per_segment": results[0]["saves"],
+            "stall_seconds_per_save": _spread(stalls) if stalls else None,
+            "write_seconds_per_save": _spread(writes) if writes else None,
         }
-    return summary
+    # The save-per-epoch variant's stall: saves further apart than a write takes.
+    stall = variants["every epoch"]["stall_seconds_per_save"]["median"]
+    reference = {key: round(statistics.median(c[key] for c in copies), 4) for key in copies[0]}
+    epoch_seconds = steps_per_epoch / base_rate
+    derived = {
+        "every epoch": {
+            "seconds_between_saves": round(epoch_seconds, 2),
+            "overhead_percent": round(100 * stall / epoch_seconds, 2),
+            "goal_percent": 2.0,
+        },
+        "every 60 s": {
+            "seconds_between_saves": 60.0,
+            "overhead_percent": round(100 * stall / 60.0, 2),
+            "goal_percent": 5.0,
+        },
+    }
+    for entry in derived.values():
+        entry["goal_met"] = entry["overhead_percent"] <= entry["goal_percent"]
+    return {
+        "parameters": model.count_params(),
+        "state_bytes": sum(int(v.numpy().nbytes) for v in model.variables)
+        + sum(int(v.numpy().nbytes) for v in model.optimizer.variables),
+        "rounds": rounds,
+        "segment_steps": epochs * steps_per_epoch,
+        "steps_per_epoch": steps_per_epoch,
+        "variants": variants,
+        "stall_seconds_per_save_median": round(stall, 4),
+        "host_copy_seconds": reference,
+        "stall_within_host_copy": stall <= reference["state_numpy_seconds"],
+        "derived_overhead": derived,
+    }
 
 
 # ---------------------------------------------------------------------------
@@ -397,6 +482,58 @@ def early_stop_savings(kill_after_epoch: int = 8) -> dict[str, Any]:
     }
 
 
+def _print_overhead(overhead: dict[str, Any]) -> None:
+    """The side-by-side table, the stall against the host copies, the derived overhead."""
+    millions = overhead["parameters"] / 1e6
+    print_table(
+        f"Checkpoint overhead ({millions:.1f} M parameter MLP, {overhead['rounds']} interleaved "
+        f"rounds of {overhead['segment_steps']} steps, median [min-max])",
+        ["saves", "steps/s", "ratio to no saves", "overhead %", "stall s/save", "write s/save"],
+        [
+            [
+                name,
+                _fmt(r["steps_per_second"]),
+                _fmt(r["ratio_to_no_saves"]),
+                r["overhead_percent"],
+                _fmt(r["stall_seconds_per_save"]),
+                _fmt(r["write_seconds_per_save"]),
+            ]
+            for name, r in overhead["variants"].items()
+        ],
+    )
+    copies = overhead["host_copy_seconds"]
+    print_table(
+        "Stall per save against copies to host memory (warm, best of 3 between rounds, median)",
+        ["what", "seconds"],
+        [
+            ["stall per save (median, every epoch)", overhead["stall_seconds_per_save_median"]],
+            ["weights only, numpy()", copies["weights_numpy_seconds"]],
+            ["full state (weights+optimizer), numpy()", copies["state_numpy_seconds"]],
+            ["full state into reused buffers", copies["state_into_buffers_seconds"]],
+        ],
+    )
+    print_table(
+        "Overhead derived from the stall (stall per save / training time between saves)",
+        ["saves", "seconds between", "overhead %", "goal %", "met"],
+        [
+            [
+                name,
+                r["seconds_between_saves"],
+                r["overhead_percent"],
+                r["goal_percent"],
+                "yes" if r["goal_met"] else "NO",
+            ]
+            for name, r in overhead["derived_overhead"].items()
+        ],
+    )
+
+
+def _fmt(spread: dict[str, float] | None) -> str:
+    if spread is None:
+        return "-"
+    return f"{spread['median']} [{spread['min']}-{spread['max']}]"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.trainer", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller runs (a smoke test)")
@@ -411,34 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: dict[str, Any] = {"quick": args.quick}
     if "overhead" in parts:
         figures["checkpoint_overhead"] = overhead = checkpoint_overhead(args.quick)
-        print_table(
-            "Checkpoint overhead (10.5 M parameter MLP, median steps/s, first epoch left out)",
-            [
-                "saves",
-                "steps/s",
-                "overhead %",
-                "saves/run",
-                "stall s",
-                "stall % of time",
-                "host copy s",
-                "write s",
-                "bytes",
-            ],
-            [
-                [
-                    name,
-                    r["steps_per_second"],
-                    r["overhead_percent"],
-                    r["saves_per_run"],
-                    r["stall_seconds_mean"],
-                    r["stall_percent_of_training"],
-                    r["host_copy_seconds"],
-                    r["save_seconds_mean"],
-                    r["checkpoint_bytes"],
-                ]
-                for name, r in overhead.items()
-            ],
-        )
+        _print_overhead(overhead)
     if "lost" in parts:
         figures["work_lost"] = lost = work_lost(args.quick)
         print_table(
