@@ -54,7 +54,7 @@ def test_selects_the_pods_the_operator_builds() -> None:
     from rekindle_operator import pods, trainer_config
     from rekindle_operator import spec as specs
     from tests.chart import promserver
-    from tests.operator.test_operator import training_job
+    from tests.operator_tests.test_operator import training_job
 
     job = training_job("digits", "ml")
     job["metadata"]["uid"] = "0c6b3c5e-1111-4222-8333-444455556666"

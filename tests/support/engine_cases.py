@@ -7,7 +7,7 @@ phase, reason, conditions, restart counts, status fields and the event.
 
 Consumers:
 
-* ``tests/operator/test_engine_cases.py`` runs every row through
+* ``tests/operator_tests/test_engine_cases.py`` runs every row through
   :func:`rekindle_operator.engine.decide` and through the two classifiers.
 * The operator's tests build the row's :attr:`Ending.pod` in the emulated API,
   let the operator react, and check the job's status document with
