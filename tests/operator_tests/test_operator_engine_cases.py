@@ -27,7 +27,7 @@ from rekindle_operator import ownership
 from rekindle_operator.engine import Action
 from tests.kube.cluster import Cluster
 from tests.kube.store import ApiError
-from tests.operator.test_operator import install_crds
+from tests.operator_tests.test_operator import install_crds
 from tests.support import engine_cases
 from tests.support.engine_cases import CASES, EngineCase, Expected
 from tests.support.operator_process import OperatorProcess

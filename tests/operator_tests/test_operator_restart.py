@@ -16,7 +16,7 @@ import pytest
 from rekindle_operator import pods, trainer_config
 from rekindle_operator import spec as specs
 from tests.kube.cluster import Cluster
-from tests.operator.test_operator import (
+from tests.operator_tests.test_operator import (
     end_pod,
     install_crds,
     terminated,
