@@ -8,7 +8,9 @@ given step (Keras' own way of testing fault tolerance).
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal
 import urllib.request
 from collections.abc import Callable
@@ -303,7 +305,10 @@ def test_mixed_precision_resumes_with_its_loss_scale(tmp_path: Path) -> None:
     helpers.assert_same_arrays(helpers.final_model(folder), helpers.final_model(tmp_path / "ref"))
 
 
-def test_steps_are_counted_with_several_steps_per_execution(tmp_path: Path) -> None:
+def test_steps_are_counted_with_several_steps_per_execution(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rekindle_trainer.saver")
     doc = {
         "epochs": 2,
         "batchSize": 32,
@@ -316,7 +321,16 @@ def test_steps_are_counted_with_several_steps_per_execution(tmp_path: Path) -> N
         model.compile(optimizer="sgd", loss="mse", steps_per_execution=2)
         message = run.fit(model, (x, 2 * x))
     assert (message.epoch, message.step) == (2, 20)
-    steps = sorted(
+    published = [
         int(e.data["step"]) for e in helpers.progress(tmp_path) if e.kind is ProgressKind.CHECKPOINT
-    )
-    assert steps == [4, 8, 10, 12, 16, 20]
+    ]
+    # Under load the background writer may fall behind; a queued periodic save is then
+    # superseded by the next one (logged), never an epoch-end one. Every save requested
+    # at the right step is either published or superseded.
+    superseded = [
+        int(match.group(1))
+        for record in caplog.records
+        if (match := re.search(r"ckpt-\d{6}-(\d{10}) superseded", record.getMessage()))
+    ]
+    assert {10, 20} <= set(published)
+    assert sorted(published + superseded) == [4, 8, 10, 12, 16, 20]
