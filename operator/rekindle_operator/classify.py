@@ -248,19 +248,9 @@ def classify_process(
             ``stopped: Suspended``); by default the cause and the exit code.
     """
     code = 128 - exit_code if exit_code < 0 else exit_code
-    message, note = _parse_termination(termination_text)
-    progress = Progress.from_termination(message) if message else None
-    error = (message.error if message else None) or note
-    if code == contract.EXIT_OK:
-        return _success(attempt, code, message, progress)
-    if code == contract.EXIT_INVALID:
-        return AttemptEnd(
-            attempt=attempt,
-            cause=Cause.INVALID,
-            exit_code=code,
-            message=error or "the trainer rejected its configuration (exit 2)",
-            progress=progress,
-        )
+    settled, progress, error = _contract_end(attempt, code, termination_text)
+    if settled is not None:
+        return settled
     if known_cause is not None:
         return AttemptEnd(
             attempt=attempt,
@@ -274,7 +264,7 @@ def classify_process(
             attempt=attempt,
             cause=Cause.PREEMPTED,
             exit_code=code,
-            message="stopped by SIGTERM after saving",
+            message=_SAVED_AFTER_SIGTERM,
             progress=progress,
         )
     return AttemptEnd(
@@ -300,19 +290,9 @@ def _terminated(
     code: int | None = terminated.get("exitCode")
     if code is None and status.get("phase") == "Succeeded":
         code = contract.EXIT_OK
-    message, note = _parse_termination(terminated.get("message"))
-    progress = Progress.from_termination(message) if message else None
-    error = (message.error if message else None) or note
-    if code == contract.EXIT_OK:
-        return _success(attempt, code, message, progress)
-    if code == contract.EXIT_INVALID:
-        return AttemptEnd(
-            attempt=attempt,
-            cause=Cause.INVALID,
-            exit_code=code,
-            message=error or "the trainer rejected its configuration (exit 2)",
-            progress=progress,
-        )
+    settled, progress, error = _contract_end(attempt, code, terminated.get("message"))
+    if settled is not None:
+        return settled
     if terminated.get("reason") == "OOMKilled":
         return AttemptEnd(
             attempt=attempt,
@@ -362,7 +342,7 @@ def _terminated(
             attempt=attempt,
             cause=Cause.PREEMPTED,
             exit_code=code,
-            message="stopped by SIGTERM after saving",
+            message=_SAVED_AFTER_SIGTERM,
             progress=progress,
         )
     if code is None:
@@ -380,6 +360,36 @@ def _terminated(
         message=_crash_message(code, error or _informative(terminated.get("reason"))),
         progress=progress,
     )
+
+
+#: The message of an attempt that exited 143 (saved after SIGTERM) with no other cause known.
+_SAVED_AFTER_SIGTERM = "stopped by SIGTERM after saving"
+
+
+def _contract_end(
+    attempt: int, code: int | None, termination_text: str | None
+) -> tuple[AttemptEnd | None, Progress | None, str | None]:
+    """Read the termination message; settle the ends the contract decides by itself.
+
+    Exit 0 (success) and exit 2 (invalid) win over every other sign, for pods and
+    processes alike. Returns ``(end or None, progress, error text)``; the caller
+    goes on with the other causes when ``end`` is ``None``.
+    """
+    message, note = _parse_termination(termination_text)
+    progress = Progress.from_termination(message) if message else None
+    error = (message.error if message else None) or note
+    if code == contract.EXIT_OK:
+        return _success(attempt, code, message, progress), progress, error
+    if code == contract.EXIT_INVALID:
+        invalid = AttemptEnd(
+            attempt=attempt,
+            cause=Cause.INVALID,
+            exit_code=code,
+            message=error or "the trainer rejected its configuration (exit 2)",
+            progress=progress,
+        )
+        return invalid, progress, error
+    return None, progress, error
 
 
 def _success(
