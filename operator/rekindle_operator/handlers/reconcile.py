@@ -110,7 +110,7 @@ async def reconcile(
     await _write_status(ctx, job, status, decision.status)
     if decision.event is not None:
         await _post_event(ctx, job, decision.event, now)
-    _count(ctx, namespace, name, decision)
+    _count(ctx, namespace, name, spec, decision)
     return Outcome(decision.action, decision.requeue_after)
 
 
@@ -334,11 +334,19 @@ async def _post_event(
         logging.getLogger(__name__).warning("Could not post event %s: %s", event.reason, exc)
 
 
-def _count(ctx: OperatorContext, namespace: str, name: str, decision: engine.Decision) -> None:
-    """Update the operator metrics after a decision was carried out."""
+def _count(
+    ctx: OperatorContext,
+    namespace: str,
+    name: str,
+    spec: specs.TrainingJobSpec,
+    decision: engine.Decision,
+) -> None:
+    """Update the operator metrics after a decision was carried out and its status written."""
     metrics = ctx.metrics
-    if decision.status.phase is not None:
-        metrics.set_phase(namespace, name, decision.status.phase.value)
+    if decision.action is engine.Action.DELETE:
+        metrics.forget(namespace, name)  # its TTL passed: the job is on its way out
+    else:
+        metrics.record_job(namespace, name, decision.status, epochs=spec.training.epochs)
     cause = decision.cause
     if decision.action in (engine.Action.RESTART, engine.Action.RESTART_AFTER) and cause:
         metrics.restarts.labels(namespace, cause.value).inc()
@@ -361,7 +369,9 @@ async def _fail_invalid_spec(
         old = statuses.parse_status(job.get("status"))
     except DocumentError:
         old = statuses.Status()
+    namespace, name = job["metadata"]["namespace"], job["metadata"]["name"]
     if old.phase is Phase.FAILED and old.reason == Reason.INVALID_CONFIG:
+        ctx.metrics.record_job(namespace, name, old, epochs=None)
         return
     message = "invalid spec: " + "; ".join(error.problems)
     logger.error("%s", message)
@@ -402,5 +412,5 @@ async def _fail_invalid_spec(
         engine.Event(type=EventType.WARNING, reason=EventReason.FAILED, message=message),
         now,
     )
-    ctx.metrics.set_phase(job["metadata"]["namespace"], job["metadata"]["name"], Phase.FAILED)
-    ctx.metrics.failures.labels(job["metadata"]["namespace"], Reason.INVALID_CONFIG.value).inc()
+    ctx.metrics.record_job(namespace, name, new, epochs=None)
+    ctx.metrics.failures.labels(namespace, Reason.INVALID_CONFIG.value).inc()
