@@ -1,7 +1,9 @@
-"""The operator's metrics carry exactly the names the chart's dashboard and alerts use."""
+"""The operator's metrics: declared names, per-job gauges from each status, and their end."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,6 +13,9 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from rekindle_operator import metric_names
+from rekindle_operator.handlers import handle_jobs, reconcile
+from rekindle_operator.handlers.context import OperatorContext
+from rekindle_operator.handlers.reconcile import Outcome
 from rekindle_operator.operator_metrics import (
     JOB_FAMILIES,
     JobRecord,
@@ -285,3 +290,54 @@ def test_two_operators_in_one_process_do_not_collide() -> None:
     first, second = OperatorMetrics(), OperatorMetrics()
     first.restarts.labels("ml", "Evicted").inc()
     assert "Evicted" not in generate_latest(second.registry).decode()
+
+
+class _Stopped:
+    """A stand-in for kopf's ``stopped`` flag."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+
+    def __bool__(self) -> bool:
+        return self.event.is_set()
+
+    async def wait(self) -> bool:
+        await self.event.wait()
+        return True
+
+
+async def test_a_reconciler_that_stops_takes_its_jobs_series_with_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Deleted, paused by peering (another replica takes the job) or shut down: no stale series."""
+    ctx = OperatorContext(api=None, metrics=OperatorMetrics())  # type: ignore[arg-type]
+    passes = 0
+
+    async def one_pass(ctx: OperatorContext, *, namespace: str, name: str, **_: Any) -> Outcome:
+        nonlocal passes
+        passes += 1
+        ctx.metrics.record_job(namespace, name, status(phase=Phase.RUNNING, attempt=1), epochs=3)
+        return Outcome(None, None)
+
+    monkeypatch.setattr(reconcile, "reconcile", one_pass)
+    ctx.metrics.record_job("ml", "other", status(phase=Phase.RUNNING), epochs=3)
+    stopped = _Stopped()
+    reconciler = asyncio.create_task(
+        handle_jobs.run_reconciler(
+            ctx,
+            namespace="ml",
+            name="digits",
+            pods=list,
+            stopped=stopped,
+            logger=logging.getLogger("test"),
+        )
+    )
+    while passes == 0:
+        await asyncio.sleep(0.01)
+    assert {dict(labels)[metric_names.JOB_LABEL] for _, labels in scraped(ctx.metrics)} == {
+        "digits",
+        "other",
+    }
+    stopped.event.set()
+    await asyncio.wait_for(reconciler, 2)
+    assert {dict(labels)[metric_names.JOB_LABEL] for _, labels in scraped(ctx.metrics)} == {"other"}

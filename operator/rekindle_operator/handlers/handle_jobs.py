@@ -70,37 +70,44 @@ async def run_reconciler(
         pods: returns this job's trainer pods as the watch last showed them.
         stopped: kopf's flag, set when the job is deleted or the operator stops or pauses.
         logger: kopf's logger for this job.
+
+    When it returns, the job's per-job metrics are dropped from this replica.
     """
     key = (namespace, name)
     slot = ctx.wakeups.slot(key)
     errors = 0
-    while not stopped:
-        woken_at = ctx.wakeups.take(key)
-        started = time.monotonic()
-        delay: float | None
-        try:
-            outcome = await reconcile.reconcile(
-                ctx,
-                namespace=namespace,
-                name=name,
-                indexed_pods=pods(),
-                now=datetime.now(UTC),
-                woken_at=woken_at,
-                logger=logger,
-            )
-            errors = 0
-            delay = outcome.requeue_after
-            if delay is not None:
-                delay = max(delay, MIN_REQUEUE_SECONDS)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            delay = ERROR_BACKOFF_SECONDS[min(errors, len(ERROR_BACKOFF_SECONDS) - 1)]
-            errors += 1
-            logger.exception("Reconcile failed (%s); retrying in %.0fs", exc, delay)
-        finally:
-            ctx.metrics.reconcile_seconds.observe(time.monotonic() - started)
-        await _sleep(slot.event, stopped, delay)
+    try:
+        while not stopped:
+            woken_at = ctx.wakeups.take(key)
+            started = time.monotonic()
+            delay: float | None
+            try:
+                outcome = await reconcile.reconcile(
+                    ctx,
+                    namespace=namespace,
+                    name=name,
+                    indexed_pods=pods(),
+                    now=datetime.now(UTC),
+                    woken_at=woken_at,
+                    logger=logger,
+                )
+                errors = 0
+                delay = outcome.requeue_after
+                if delay is not None:
+                    delay = max(delay, MIN_REQUEUE_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = ERROR_BACKOFF_SECONDS[min(errors, len(ERROR_BACKOFF_SECONDS) - 1)]
+                errors += 1
+                logger.exception("Reconcile failed (%s); retrying in %.0fs", exc, delay)
+            finally:
+                ctx.metrics.reconcile_seconds.observe(time.monotonic() - started)
+            await _sleep(slot.event, stopped, delay)
+    finally:
+        # Deleted, handed to another replica by peering, or the operator stops: the
+        # replica that reconciles the job from now on exports its series, not this one.
+        ctx.metrics.forget(namespace, name)
 
 
 async def _sleep(wake: asyncio.Event, stopped: Stopped, delay: float | None) -> None:
