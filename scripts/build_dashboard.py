@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models.common import BigValueTextMode
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DataSourceRef,
@@ -39,7 +40,8 @@ OUTPUT: Final = (
 UID: Final = "rekindle-training"
 DATASOURCE: Final = DataSourceRef(type_val="prometheus", uid="${datasource}")
 
-#: Selects the chosen job's trainer series (labels set by the chart's PodMonitor).
+#: Selects the chosen job's series: the trainer's (labels set by the chart's PodMonitor)
+#: and the operator's per-job ones (``rekindle_operator_job_*``, same labels).
 JOB: Final = 'namespace="$namespace", rekindle_job="$job"'
 #: Selects the operator's series about the chosen namespace.
 NAMESPACE: Final = 'namespace="$namespace"'
@@ -55,18 +57,41 @@ def _query(expr: str, legend: str, ref: str = "A") -> prometheus.Dataquery:
     )
 
 
-def _stat(title: str, description: str, expr: str, legend: str, unit: str = "none") -> stat.Panel:
-    """A single-value panel."""
-    return (
+def _stat(
+    title: str,
+    description: str,
+    expr: str,
+    legend: str,
+    *,
+    unit: str = "none",
+    no_value: str | None = None,
+) -> stat.Panel:
+    """A single-value panel showing the last value; ``no_value`` replaces "No data"."""
+    panel = (
         stat.Panel()
         .title(title)
         .description(description)
         .datasource(DATASOURCE)
         .with_target(_query(expr, legend))
         .unit(unit)
+        .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
         .height(4)
-        .span(4)
+        .span(3)
     )
+    return panel if no_value is None else panel.no_value(no_value)
+
+
+def _job_gauge(name: str, by: str = BY_JOB) -> str:
+    """The chosen job's series of ``name``, one per job (and the ``by`` labels)."""
+    return f"max by ({by}) ({name}{{{JOB}}})"
+
+
+def _live_else_recorded(trainer: str, operator: str, by: str = BY_JOB) -> str:
+    """The running trainer's value, else the one the operator recorded in the job's status.
+
+    The trainer's series go with its pod; the operator's last while the job exists.
+    """
+    return f"{_job_gauge(trainer, by)} or {_job_gauge(operator, by)}"
 
 
 def _series(
@@ -117,7 +142,11 @@ def _increase(series: str) -> str:
 
 
 def _annotations() -> list[dashboard.AnnotationQuery]:
-    """Checkpoint saves and early stops as markers on every panel."""
+    """Checkpoint saves and early stops as markers on every panel.
+
+    The early stop is read from the operator's per-job series, which appears
+    when the job's status records it: a series born inside the interval.
+    """
     return [
         dashboard.AnnotationQuery()
         .name("Checkpoint saved")
@@ -132,24 +161,31 @@ def _annotations() -> list[dashboard.AnnotationQuery]:
         .datasource(DATASOURCE)
         .enable(True)
         .icon_color("green")
-        .expr(f"changes(rekindle_trainer_early_stop_epoch{{{JOB}}}[$__interval]) > 0"),
+        .expr(
+            f"rekindle_operator_job_early_stop_epoch{{{JOB}}} "
+            f"unless rekindle_operator_job_early_stop_epoch{{{JOB}}} offset $__interval"
+        ),
     ]
 
 
 def _variables() -> list[Any]:
-    """Data source, namespace and job pickers."""
+    """Data source, namespace and job pickers.
+
+    Jobs are listed from the operator's per-job series: every TrainingJob has
+    them for as long as it exists, with or without a running trainer.
+    """
     return [
         dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"),
         dashboard.QueryVariable("namespace")
         .label("Namespace")
         .datasource(DATASOURCE)
-        .query("label_values(rekindle_trainer_epoch, namespace)")
+        .query("label_values(rekindle_operator_job_phase, namespace)")
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_ASC),
         dashboard.QueryVariable("job")
         .label("TrainingJob")
         .datasource(DATASOURCE)
-        .query('label_values(rekindle_trainer_epoch{namespace="$namespace"}, rekindle_job)')
+        .query('label_values(rekindle_operator_job_phase{namespace="$namespace"}, rekindle_job)')
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_ASC),
     ]
@@ -179,50 +215,82 @@ def build() -> dashboard.Dashboard:
         board.with_row(dashboard.Row("Job"))
         .with_panel(
             _stat(
+                "Phase",
+                "The TrainingJob's phase (operator, from its status).",
+                _job_gauge("rekindle_operator_job_phase", f"{BY_JOB}, phase"),
+                "{{phase}}",
+            ).text_mode(BigValueTextMode.NAME)
+        )
+        .with_panel(
+            _stat(
                 "Epoch",
-                "Epochs fully trained (restored from the checkpoint after a restart).",
-                f"max by ({BY_JOB}) (rekindle_trainer_epoch{{{JOB}}})",
+                "Epochs fully trained: the running trainer's count, else the one the job's "
+                "status recorded when its last attempt ended.",
+                _live_else_recorded(
+                    "rekindle_trainer_epoch", "rekindle_operator_job_epochs_trained"
+                ),
                 "{{rekindle_job}}",
             )
         )
         .with_panel(
             _stat(
                 "Epoch budget",
-                "The spec's epochs.",
-                f"max by ({BY_JOB}) (rekindle_trainer_epochs_budget{{{JOB}}})",
+                "The spec's epochs (operator).",
+                _job_gauge("rekindle_operator_job_epochs_budget"),
                 "{{rekindle_job}}",
             )
         )
         .with_panel(
             _stat(
                 "Attempt",
-                "The running attempt: 1 plus every restart of any cause.",
-                f"max by ({BY_JOB}) (rekindle_trainer_attempt{{{JOB}}})",
-                "{{rekindle_job}}",
-            )
-        )
-        .with_panel(
-            _stat(
-                "Epochs saved by early stopping",
-                "Epoch budget minus the epochs run when early stopping fired.",
-                f"max by ({BY_JOB}) (rekindle_trainer_epochs_saved_by_early_stopping{{{JOB}}})",
+                "The current (or last) attempt: 1 plus every restart of any cause (operator).",
+                _job_gauge("rekindle_operator_job_attempt"),
                 "{{rekindle_job}}",
             )
         )
         .with_panel(
             _stat(
                 "Early stop epoch",
-                "The epoch (1-based) at which early stopping fired; 0 while it has not.",
-                f"max by ({BY_JOB}) (rekindle_trainer_early_stop_epoch{{{JOB}}})",
+                "The epoch (1-based) at which early stopping fired (operator, from the job's "
+                "status: it stays after the trainer exited).",
+                _job_gauge("rekindle_operator_job_early_stop_epoch"),
                 "{{rekindle_job}}",
+                no_value="not stopped early",
+            )
+        )
+        .with_panel(
+            _stat(
+                "Epochs saved by early stopping",
+                "Epoch budget minus the epochs run when early stopping fired (operator, from "
+                "the job's spec and status).",
+                _job_gauge("rekindle_operator_job_epochs_saved_by_early_stopping"),
+                "{{rekindle_job}}",
+                no_value="not stopped early",
             )
         )
         .with_panel(
             _stat(
                 "Best monitored metric",
-                "The best value of the metric early stopping monitors.",
-                f"max by ({BY_JOB}, monitor) (rekindle_trainer_best_metric{{{JOB}}})",
+                "The best value of the metric early stopping monitors: the running trainer's, "
+                "else the one the job's status recorded.",
+                _live_else_recorded(
+                    "rekindle_trainer_best_metric",
+                    "rekindle_operator_job_best_metric",
+                    f"{BY_JOB}, monitor",
+                ),
                 "{{monitor}}",
+            )
+        )
+        .with_panel(
+            _stat(
+                "Run time",
+                "From the job's start (or resumption after a suspension) to its completion, or "
+                "to now while it runs (operator).",
+                f"({_job_gauge('rekindle_operator_job_completion_timestamp_seconds')} "
+                f"or (time() + 0 * {_job_gauge('rekindle_operator_job_start_timestamp_seconds')}))"
+                f" - {_job_gauge('rekindle_operator_job_start_timestamp_seconds')}",
+                "{{rekindle_job}}",
+                unit="s",
             )
         )
     )
@@ -336,6 +404,13 @@ def build() -> dashboard.Dashboard:
                         "{{cause}}",
                     )
                 ],
+            )
+        )
+        .with_panel(
+            _series(
+                "Restarts of this job by cause",
+                "The chosen job's restarts so far, by cause (operator, from the job's status).",
+                [(_job_gauge("rekindle_operator_job_restarts", f"{BY_JOB}, cause"), "{{cause}}")],
             )
         )
         .with_panel(

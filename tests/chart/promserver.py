@@ -258,6 +258,17 @@ class Prometheus:
         result: list[dict[str, Any]] = data["result"]
         return result
 
+    def last_sample_time(self, selector: str, at: float, window: str = "15m") -> float:
+        """When the newest raw sample of any series ``selector`` matches was scraped.
+
+        An instant query at that time sees the series even after its target is gone.
+        """
+        data = self._get("/api/v1/query", {"query": f"{selector}[{window}]", "time": f"{at:.3f}"})
+        assert data["resultType"] == "matrix", (selector, data["resultType"])
+        times = [float(t) for series in data["result"] for t, _ in series["values"]]
+        assert times, f"no sample of {selector} in the {window} before {at}"
+        return max(times)
+
     def label_values(self, label: str, match: str, start: float, end: float) -> list[str]:
         """What Grafana's ``label_values(match, label)`` lists for a time range."""
         values: list[str] = self._get(

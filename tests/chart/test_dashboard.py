@@ -73,14 +73,27 @@ def test_namespace_and_job_variables() -> None:
     assert "rekindle_job" in variables["job"]["query"]
 
 
-def test_trainer_panels_follow_the_chosen_job() -> None:
+def test_per_job_panels_follow_the_chosen_job() -> None:
+    """Trainer series and the operator's per-job series are always read for the chosen job."""
+    per_job = ("rekindle_trainer_", "rekindle_operator_job_")
     for query in q.dashboard_queries():
         if query.source == "variable":
             continue
         names = q.metric_names(query.expr)
-        if any(n.startswith("rekindle_trainer_") for n in names):
+        if any(n.startswith(per_job) for n in names):
             assert 'namespace="$namespace"' in query.expr, query
             assert 'rekindle_job="$job"' in query.expr, query
+
+
+def test_job_results_come_from_the_operator_not_the_exiting_trainer() -> None:
+    """The early-stop results are read from series that outlive the trainer's pod."""
+    queries = {query.title: query for query in q.dashboard_queries()}
+    for title in ("Early stop epoch", "Epochs saved by early stopping", "Early stop"):
+        names = q.metric_names(queries[title].expr)
+        assert names, title
+        assert all(n.startswith("rekindle_operator_job_") for n in names), (title, names)
+    for variable in ("namespace", "job"):
+        assert q.metric_names(queries[variable].expr) == {"rekindle_operator_job_phase"}
 
 
 def test_the_panels_the_issue_asks_for_exist() -> None:
@@ -98,6 +111,14 @@ def test_the_panels_the_issue_asks_for_exist() -> None:
         "Early stop",
     }
     assert wanted <= titles, wanted - titles
+
+
+def test_stat_panels_show_the_last_value() -> None:
+    """Grafana reduces a stat's series by ``calcs``; an empty list shows nothing useful."""
+    stats = [panel for panel in q.dashboard()["panels"] if panel["type"] == "stat"]
+    assert stats
+    for panel in stats:
+        assert panel["options"]["reduceOptions"]["calcs"] == ["lastNotNull"], panel["title"]
 
 
 def test_panel_ids_are_unique() -> None:
