@@ -11,20 +11,31 @@ serves list and watch with ``resourceVersion``, label and field selectors, and
 ``timeoutSeconds``, and ``pods/NAME/log`` from a :class:`~tests.kube.podlogs.LogSource`
 (the process kubelet). :meth:`ClusterEmulator.end_watches` ends every open watch
 stream, as an API server that shuts down does.
+
+Matching a request to a reaction costs the same however long the test has run:
+kmock asks each reaction's view whether it holds the new request, and every
+view answers by filtering the whole request log, so the 1,000th request cost
+about 30 times the 10th. While a request is matched and answered, the log as
+that request's own task iterates it holds just that request (the other views
+are per-request filters, so each answer is the same), unless a reaction slices
+the log (``emulator['get'][:2] << 503``): then the whole log is scanned as kmock
+does. The log itself stays complete for assertions (``list(emulator)``,
+``emulator['patch']``) from the test or any other task.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp.web
 import attrs
 import kmock
-from kmock._internal import apps, rendering
+from kmock._internal import apps, dsl, rendering
 
 from tests.kube import paths, podlogs, podspec, resources, selectors
 from tests.kube.store import (
@@ -35,6 +46,16 @@ from tests.kube.store import (
     Store,
     WatchEvent,
 )
+
+#: The emulator and the request its current task is matching to a reaction (see the module doc).
+_MATCHING: contextvars.ContextVar[tuple[object, rendering.Request] | None] = contextvars.ContextVar(
+    "rekindle_emulator_matching", default=None
+)
+
+
+def slices_the_log(views: Sequence[dsl.View]) -> bool:
+    """Whether any of ``views`` picks requests by their position in the log (``[:2]``)."""
+    return any(True for view in views for _ in view._walk(dsl.Slicer))
 
 
 def view_event(
@@ -112,6 +133,16 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         for queue in self._watch_queues:
             queue.put_nowait(None)
 
+    # --- the request log --------------------------------------------------------
+
+    def __iter__(self) -> Iterator[rendering.Request]:
+        """The request log; while this task matches a request, just that request (module doc)."""
+        matching = _MATCHING.get()
+        if matching is not None and matching[0] is self:
+            yield matching[1]
+            return
+        yield from super().__iter__()
+
     # --- request parsing (kmock 0.8 fails on /api/v1/namespaces) ---------------
 
     @staticmethod
@@ -169,6 +200,7 @@ class ClusterEmulator(kmock.KubernetesEmulator):
         try:
             request = await self._parse(raw_request, len(self._requests))
             self._requests.append(request)
+            token = None if slices_the_log(self._payloads) else _MATCHING.set((self, request))
             try:
                 return await self._handle(request)
             except rendering.StreamingError as exc:
@@ -176,6 +208,9 @@ class ClusterEmulator(kmock.KubernetesEmulator):
                 if exc.__cause__ is None:
                     raise
                 raise exc.__cause__ from None
+            finally:
+                if token is not None:
+                    _MATCHING.reset(token)
         except ApiError as exc:
             if raw_response is not None and raw_response.prepared:
                 line = json.dumps({"type": "ERROR", "object": exc.as_status()}) + "\n"
