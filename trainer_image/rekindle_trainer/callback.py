@@ -54,6 +54,7 @@ class RunInfo:
     replayable: bool
     data_kind: str
     steps_per_epoch: int
+    replicas: int = 1
 
 
 def resolve_direction(model: Any, monitor: str, mode: str) -> str:
@@ -262,6 +263,7 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
             },
             "attempt": self.info.attempt,
             "epochs_budget": self.config.epochs,
+            "replicas": self.info.replicas,
         }
 
     def _save(self, trigger: str, logs: dict[str, float] | None, *, wait: bool = False) -> None:

@@ -86,7 +86,11 @@ class TrainerConfig:
 
 @dataclass(frozen=True)
 class RuntimeEnv:
-    """What the operator tells the trainer besides the configuration document."""
+    """What the environment tells the trainer besides the configuration document.
+
+    ``cpu_replicas`` (``REKINDLE_CPU_REPLICAS``) is the user's, not the operator's:
+    see :mod:`rekindle_trainer.strategy`.
+    """
 
     checkpoint_dir: Path
     attempt: int = 1
@@ -96,6 +100,7 @@ class RuntimeEnv:
     job_name: str = ""
     job_namespace: str = ""
     job_uid: str = ""
+    cpu_replicas: int = 1
 
 
 # --------------------------------------------------------------------------
@@ -273,7 +278,7 @@ def load_document(env: Mapping[str, str]) -> Any:
 
 
 def parse_runtime_env(env: Mapping[str, str]) -> RuntimeEnv:
-    """The checkpoint folder, attempt, ports and paths.
+    """The checkpoint folder, attempt, ports, paths and CPU replicas.
 
     Raises :class:`ConfigError` naming the variable that is wrong.
     """
@@ -298,6 +303,7 @@ def parse_runtime_env(env: Mapping[str, str]) -> RuntimeEnv:
         job_name=env.get(contract.ENV_JOB_NAME, ""),
         job_namespace=env.get(contract.ENV_JOB_NAMESPACE, ""),
         job_uid=env.get(contract.ENV_JOB_UID, ""),
+        cpu_replicas=_env_int(env, contract.ENV_CPU_REPLICAS, 1, 1, contract.MAX_CPU_REPLICAS),
     )
 
 

@@ -38,6 +38,13 @@ ENV_TERMINATION_LOG: Final = "REKINDLE_TERMINATION_LOG"
 #: Optional: a file the trainer appends progress events to, one JSON per line
 #: (used by `rekindle run` for its live view; see :class:`ProgressEvent`).
 ENV_PROGRESS_FILE: Final = "REKINDLE_PROGRESS_FILE"
+#: Optional, set by the user (e.g. the pod template's env), never by the operator:
+#: with no GPU visible, train over this many logical CPU devices with
+#: ``MirroredStrategy`` (default 1: the default strategy). Runs the multi-replica
+#: path without a GPU; GPUs, when visible, take precedence.
+ENV_CPU_REPLICAS: Final = "REKINDLE_CPU_REPLICAS"
+#: The most CPU replicas accepted.
+MAX_CPU_REPLICAS: Final = 64
 
 DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
 DEFAULT_CHECKPOINT_MOUNT: Final = "/var/lib/rekindle/checkpoints"

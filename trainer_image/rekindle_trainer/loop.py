@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rekindle_trainer import contract, data, state
+from rekindle_trainer import contract, data, state, strategy
 from rekindle_trainer.callback import Position, Preempted, RekindleCallback, RunInfo
 from rekindle_trainer.config import ConfigError, RuntimeEnv, TrainerConfig
 from rekindle_trainer.contract import Outcome, ProgressKind, TerminationMessage
@@ -174,8 +174,10 @@ def run_attempt(
     es_state: EarlyStoppingState | None = None
     replayable = source.replayable
     lost = 0
+    replicas = strategy.replicas(setup.model)
     if loaded is not None:
         position, es_state, lost, replayable = _resume_point(loaded, store, source, replayable)
+        _check_replicas(loaded, replicas)
     if not replayable:
         log.warning(
             "the training data (%s) cannot be replayed exactly: a resumed run skips the batches "
@@ -207,7 +209,7 @@ def run_attempt(
     saver = BackgroundSaver(store, _on_published(services, store, config))
     callback = RekindleCallback(
         config=config,
-        info=RunInfo(runtime.attempt, replayable, source.kind, source.steps_per_epoch),
+        info=RunInfo(runtime.attempt, replayable, source.kind, source.steps_per_epoch, replicas),
         store=store,
         saver=saver,
         metrics=m,
@@ -293,6 +295,28 @@ def _resume_point(
     return position, es_state, lost, replayable
 
 
+def _check_replicas(loaded: Loaded, replicas: int) -> None:
+    """Warn when the checkpoint was written by another number of replicas.
+
+    It resumes all the same: the state is one copy of every variable (mirrored
+    variables are equal on every replica), the data order and the global batch do not
+    depend on the replicas. The rounding of the summed gradients does, and so do the
+    dropout masks (each replica draws one for its slice of the batch), so the run is no
+    longer bitwise identical to one trained on a fixed number of replicas.
+    """
+    saved = int(loaded.manifest.get("replicas", 1))
+    if saved != replicas:
+        log.warning(
+            "%s was written by %d replica(s), this attempt has %d: resuming at the same step "
+            "with the same global batch, but gradients now sum in another order and dropout "
+            "masks split another way, so the weights will not be bitwise identical to a run "
+            "on a fixed number of replicas",
+            loaded.name,
+            saved,
+            replicas,
+        )
+
+
 def _fit(
     setup: TrainingSetup,
     config: TrainerConfig,
@@ -306,30 +330,32 @@ def _fit(
     position = callback.position
     if position.step_in_epoch and position.epoch < config.epochs:
         segment = source.segment(position.epoch, position.epoch + 1, position.step_in_epoch)
-        model.fit(
-            segment.x,
-            epochs=position.epoch + 1,
-            initial_epoch=position.epoch,
-            steps_per_epoch=segment.steps_per_epoch,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,
-            **validation,
-        )
+        with strategy.uneven_first_batch(model):
+            model.fit(
+                segment.x,
+                epochs=position.epoch + 1,
+                initial_epoch=position.epoch,
+                steps_per_epoch=segment.steps_per_epoch,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,
+                **validation,
+            )
         if callback.early_stopped:
             return
     if position.epoch < config.epochs:
         segment = source.segment(position.epoch, config.epochs, 0)
-        model.fit(
-            segment.x,
-            epochs=config.epochs,
-            initial_epoch=position.epoch,
-            steps_per_epoch=segment.steps_per_epoch,
-            callbacks=callbacks,
-            verbose=0,
-            shuffle=False,
-            **validation,
-        )
+        with strategy.uneven_first_batch(model):
+            model.fit(
+                segment.x,
+                epochs=config.epochs,
+                initial_epoch=position.epoch,
+                steps_per_epoch=segment.steps_per_epoch,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=False,
+                **validation,
+            )
 
 
 def _finish(

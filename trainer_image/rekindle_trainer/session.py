@@ -82,11 +82,20 @@ def write_termination_message(path: Path, message: TerminationMessage) -> None:
     log.info("termination message: %s", text)
 
 
-def configure_tensorflow(config: TrainerConfig) -> Any:
-    """Seeds, determinism and precision; the distribution strategy for the visible GPUs."""
+def configure_tensorflow(config: TrainerConfig, runtime: RuntimeEnv | None = None) -> Any:
+    """Devices, seeds, determinism and precision; the distribution strategy.
+
+    Every visible GPU is a replica (``MirroredStrategy`` over several); without one,
+    ``REKINDLE_CPU_REPLICAS`` may split the CPU into several (see ``strategy``). The
+    devices are set up first: that is possible only before TensorFlow initialises them.
+    """
     import keras  # noqa: PLC0415 - TensorFlow loads only once the configuration is valid
     import tensorflow as tf  # noqa: PLC0415
 
+    from rekindle_trainer import strategy  # noqa: PLC0415
+
+    cpu_replicas = runtime.cpu_replicas if runtime is not None else 1
+    strategy.split_cpu(cpu_replicas)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -94,11 +103,7 @@ def configure_tensorflow(config: TrainerConfig) -> Any:
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if config.mixed_precision else "float32"
     )
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        log.info("training on %d GPUs with MirroredStrategy", len(gpus))
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+    return strategy.make_strategy(cpu_replicas)
 
 
 @dataclass
@@ -189,7 +194,7 @@ def session(
         if runtime.metrics_port:
             current.server = MetricsServer(current.metrics, current.health, runtime.metrics_port)
         current.progress = ProgressLog(runtime.progress_file)
-        current.strategy = configure_tensorflow(trainer_config)
+        current.strategy = configure_tensorflow(trainer_config, runtime)
     except ConfigError as exc:
         stop.uninstall()
         message = _failure(Outcome.INVALID, f"invalid configuration: {exc}")

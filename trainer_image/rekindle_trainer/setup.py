@@ -6,9 +6,10 @@ The entrypoint signature is::
 
 It is called once per attempt, after the random seeds are set, inside the
 distribution strategy's scope (``MirroredStrategy`` when several GPUs are
-visible) and with the mixed-precision policy in force, so it must create and
-compile its model there. It reads ``config.hyperparameters``,
-``config.batch_size`` and ``config.seed`` as it likes. Training data may be
+visible, or several CPU replicas are asked for; see ``strategy``) and with the
+mixed-precision policy in force, so it must create and compile its model there.
+It reads ``config.hyperparameters``, ``config.batch_size`` (the global batch, split
+over the replicas) and ``config.seed`` as it likes. Training data may be
 
 * arrays: ``(x, y)`` or ``(x, y, sample_weight)``, ``x`` a NumPy array or a
   dict/list of them. **Replayable**: Rekindle batches them itself in an order
