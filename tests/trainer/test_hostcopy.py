@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 
-from rekindle_trainer import hostcopy, session, state
+from rekindle_trainer import contract, hostcopy, session, state
 from rekindle_trainer.hostcopy import BufferPool
 from rekindle_trainer.saver import BackgroundSaver
 from rekindle_trainer.store import CheckpointStore, Published, Snapshot
@@ -260,6 +263,44 @@ def test_a_queued_periodic_save_is_superseded_not_waited_for(tmp_path: Path) -> 
     saver.drain()
     assert published == ["ckpt-000000-0000000001", "ckpt-000000-0000000003"]
     assert saver.superseded == 1
+
+
+def test_superseded_periodic_saves_are_exported_as_a_metric(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A writer slower than the save interval: every dropped save is counted, by trigger."""
+    caplog.set_level(logging.INFO, logger="rekindle_trainer.saver")
+    original = CheckpointStore.write
+
+    def slow(store: CheckpointStore, snapshot: Snapshot) -> Published:
+        time.sleep(0.5)  # a volume far slower than one save per step
+        return original(store, snapshot)
+
+    monkeypatch.setattr(CheckpointStore, "write", slow)
+    doc = {
+        "epochs": 1,
+        "batchSize": 32,
+        "checkpoint": {"everyEpochs": 1, "everySteps": 1, "keep": 10},
+        "earlyStopping": {"enabled": False, "monitor": "loss"},
+    }
+    x = np.linspace(-1, 1, 256, dtype="float32").reshape(-1, 1)
+    with session(helpers.env_for(tmp_path, doc)) as run:
+        model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+        model.compile(optimizer="sgd", loss="mse")
+        run.fit(model, (x, 2 * x))
+    logged = [r for r in caplog.records if re.search(r"ckpt-\S+ superseded", r.getMessage())]
+    registry = run.metrics.registry
+    value = registry.get_sample_value(
+        contract.METRIC_CHECKPOINTS_SUPERSEDED, {contract.LABEL_TRIGGER: "steps"}
+    )
+    assert logged  # 8 saves, one per step, cannot all be written by a 0.5 s writer
+    assert value == len(logged)
+    assert (
+        registry.get_sample_value(
+            contract.METRIC_CHECKPOINTS_SUPERSEDED, {contract.LABEL_TRIGGER: "seconds"}
+        )
+        == 0
+    )
 
 
 def test_acquire_without_blocking_says_when_every_set_is_in_use() -> None:

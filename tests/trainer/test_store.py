@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -85,6 +87,52 @@ def test_corrupt_newest_is_skipped_for_the_one_before(tmp_path: Path, damage: st
     assert loaded is not None
     assert loaded.name == contract.checkpoint_name(1, 10)
     assert [name for name, _ in skipped] == [newest.name]
+
+
+def test_manifest_records_the_crc32_and_size_of_the_state_file(tmp_path: Path) -> None:
+    published = CheckpointStore(tmp_path).write(snap(1, 10))
+    data = (published.path / STATE_FILE).read_bytes()
+    manifest = json.loads((published.path / contract.MANIFEST_NAME).read_text())
+    assert manifest["files"][STATE_FILE] == {
+        "crc32": f"{zlib.crc32(data):08x}",
+        "bytes": len(data),
+    }
+
+
+def _as_format_1(folder: Path, *, sha256: str | None = None) -> None:
+    """Rewrite a checkpoint's manifest as format 1 wrote it (a SHA-256 per file)."""
+    manifest_path = folder / contract.MANIFEST_NAME
+    doc = json.loads(manifest_path.read_text())
+    data = (folder / STATE_FILE).read_bytes()
+    doc["format_version"] = 1
+    doc["files"] = {
+        STATE_FILE: {"sha256": sha256 or hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    }
+    manifest_path.write_text(json.dumps(doc))
+
+
+def test_format_1_checkpoints_with_sha256_still_load(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    original = snap(3, 30)
+    published = store.write(original)
+    _as_format_1(published.path)
+    loaded, skipped = CheckpointStore(tmp_path).latest_valid()
+    assert skipped == []
+    assert loaded is not None
+    assert loaded.manifest["format_version"] == 1
+    assert loaded.groups["model"][0][1].tobytes() == original.groups["model"][0][1].tobytes()
+
+
+def test_format_1_checkpoint_with_a_wrong_sha256_is_skipped(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    store.write(snap(1, 10))
+    newest = store.write(snap(2, 20)).path
+    _as_format_1(newest, sha256="0" * 64)
+    with pytest.raises(CorruptCheckpoint, match="sha256 mismatch"):
+        store.verify(newest.name)
+    loaded, _ = CheckpointStore(tmp_path).latest_valid()
+    assert loaded is not None
+    assert loaded.name == contract.checkpoint_name(1, 10)
 
 
 def test_unfinished_writes_are_never_read_and_are_cleaned(tmp_path: Path) -> None:

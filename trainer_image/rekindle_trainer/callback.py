@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from rekindle_trainer import hostcopy, state
+from rekindle_trainer import contract, hostcopy, state
 from rekindle_trainer.config import ConfigError, TrainerConfig
 from rekindle_trainer.contract import ProgressKind
 from rekindle_trainer.early_stopping import EarlyStopper, EarlyStoppingState
@@ -84,13 +84,8 @@ def _floats(logs: dict[str, Any] | None) -> dict[str, float]:
     return out
 
 
-#: Saves a newer one may replace while still queued: periodic ones. Epoch-end saves stay
-#: (``restoreBestWeights`` reads them back) and so do SIGTERM and final ones.
-SUPERSEDABLE_TRIGGERS = frozenset({"steps", "seconds"})
-
-
 def _supersedable(snapshot: Snapshot) -> bool:
-    return snapshot.meta.get("trigger") in SUPERSEDABLE_TRIGGERS
+    return snapshot.meta.get("trigger") in contract.SUPERSEDABLE_TRIGGERS
 
 
 @dataclass(eq=False)
@@ -271,8 +266,11 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
         started = time.perf_counter()
         values = state.variables(self.model)
         buffers = self.pool.try_acquire(values)
-        if buffers is None and self.saver.withdraw_queued(_supersedable) is not None:
-            buffers = self.pool.try_acquire(values)
+        if buffers is None:
+            withdrawn = self.saver.withdraw_queued(_supersedable)
+            if withdrawn is not None:
+                self.metrics.checkpoints_superseded.labels(withdrawn.meta["trigger"]).inc()
+                buffers = self.pool.try_acquire(values)
         if buffers is None:  # every set is being written or holds a save that must stay
             buffers = self.pool.acquire(values)
         try:

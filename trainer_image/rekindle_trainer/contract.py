@@ -68,7 +68,8 @@ CHECKPOINT_PREFIX: Final = "ckpt-"
 TEMP_PREFIX: Final = ".tmp-"
 #: The manifest inside each checkpoint folder (epoch, step, metrics, state, checksums).
 MANIFEST_NAME: Final = "manifest.json"
-MANIFEST_FORMAT_VERSION: Final = 1
+#: 2: a CRC-32 per file (1 had a SHA-256; the trainer still reads it).
+MANIFEST_FORMAT_VERSION: Final = 2
 
 
 def checkpoint_name(epoch: int, step: int) -> str:
@@ -312,6 +313,13 @@ LABEL_METRIC: Final = "metric"
 METRIC_CHECKPOINTS_SAVED: Final = "rekindle_trainer_checkpoints_saved_total"
 LABEL_TRIGGER: Final = "trigger"
 SAVE_TRIGGERS: Final = ("epoch", "steps", "seconds", "sigterm", "final")
+#: Saves a newer one may replace while still queued: periodic ones. Epoch-end saves stay
+#: (``restoreBestWeights`` reads them back) and so do SIGTERM and final ones.
+SUPERSEDABLE_TRIGGERS: Final = ("steps", "seconds")
+#: Counter, label ``trigger`` (``steps`` or ``seconds``): periodic saves dropped unwritten
+#: because a newer save replaced them while the writer was still busy with an older one
+#: (the volume or the CPU cannot keep up with the save interval).
+METRIC_CHECKPOINTS_SUPERSEDED: Final = "rekindle_trainer_checkpoints_superseded_total"
 #: Histogram: seconds from the start of a save to its atomic publish.
 METRIC_CHECKPOINT_SECONDS: Final = "rekindle_trainer_checkpoint_save_seconds"
 #: Histogram: seconds training was stalled by a save (the copy to host memory).
@@ -350,6 +358,7 @@ TRAINER_METRICS: Final = (
     METRIC_ATTEMPT,
     METRIC_LOG_VALUE,
     METRIC_CHECKPOINTS_SAVED,
+    METRIC_CHECKPOINTS_SUPERSEDED,
     METRIC_CHECKPOINT_SECONDS,
     METRIC_CHECKPOINT_STALL_SECONDS,
     METRIC_CHECKPOINT_BYTES,

@@ -52,6 +52,14 @@ class TrainerMetrics:
         )
         for trigger in contract.SAVE_TRIGGERS:
             self.checkpoints_saved.labels(trigger)
+        self.checkpoints_superseded = Counter(
+            _bare(contract.METRIC_CHECKPOINTS_SUPERSEDED),
+            "Periodic saves replaced by a newer one before the writer got to them.",
+            [contract.LABEL_TRIGGER],
+            registry=r,
+        )
+        for trigger in contract.SUPERSEDABLE_TRIGGERS:
+            self.checkpoints_superseded.labels(trigger)
         self.checkpoint_seconds = Histogram(
             contract.METRIC_CHECKPOINT_SECONDS,
             "Seconds from the start of a save to its atomic publish.",
