@@ -369,13 +369,19 @@ def build() -> dashboard.Dashboard:
             _series(
                 "Checkpoints saved by trigger",
                 "Checkpoints published per interval: every N epochs, steps or seconds, on SIGTERM, "
-                "at the end.",
+                "at the end. 'superseded' counts periodic saves dropped unwritten because the "
+                "writer was still busy: the volume cannot keep up with the save interval.",
                 [
                     (
                         f"sum by ({BY_JOB}, trigger) "
                         f"{_increase(f'rekindle_trainer_checkpoints_saved_total{{{JOB}}}')}",
                         "{{trigger}}",
-                    )
+                    ),
+                    (
+                        f"sum by ({BY_JOB}, trigger) "
+                        f"{_increase(f'rekindle_trainer_checkpoints_superseded_total{{{JOB}}}')}",
+                        "superseded ({{trigger}})",
+                    ),
                 ],
             )
         )
