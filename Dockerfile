@@ -14,9 +14,13 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY operator ./operator
 COPY trainer_image/rekindle_trainer ./trainer_image/rekindle_trainer
+# operator/rekindle_operator/trainingjobs.rekindle.dev.yaml links to the chart's CRD (the one
+# source of truth): the wheel packs it only if the file it points at is in the build.
+COPY charts/rekindle/crds/trainingjobs.rekindle.dev.yaml ./charts/rekindle/crds/
 # Only the operator extra: kopf, kubernetes, prometheus-client (no TensorFlow, no Keras).
 RUN /opt/rekindle/bin/pip install --no-cache-dir ".[operator]" \
-    && /opt/rekindle/bin/python -c "import importlib.util as u; assert u.find_spec('tensorflow') is None"
+    && /opt/rekindle/bin/python -c "import importlib.util as u; assert u.find_spec('tensorflow') is None" \
+    && /opt/rekindle/bin/python -c "import importlib.resources as r; assert r.files('rekindle_operator').joinpath('trainingjobs.rekindle.dev.yaml').is_file()"
 
 # --- run: the virtualenv on a slim base, as a non-root user -------------------
 FROM python:3.11-slim-bookworm
