@@ -11,6 +11,7 @@ runs are the e2e suite's.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +20,13 @@ from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from rekindle_operator import pods, trainer_config
 from rekindle_operator import spec as specs
 from rekindle_trainer import contract
 from tests.kube.cluster import Cluster
-from tests.support.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess, running_operator
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "charts" / "rekindle" / "crds" / "trainingjobs.rekindle.dev.yaml"
@@ -38,6 +40,18 @@ def install_crds(cluster: Cluster, *, peering: bool = False) -> None:
         for doc in yaml.safe_load_all(PEERING_CRDS.read_text()):
             if doc:
                 cluster.create(doc)
+
+
+@contextlib.contextmanager
+def emulated_cluster(folder: Path, namespace: str) -> Iterator[Cluster]:
+    """A started emulated cluster with ``namespace`` and the TrainingJob CRD; stopped after."""
+    cluster = Cluster(folder).start()
+    try:
+        cluster.ensure_namespace(namespace)
+        install_crds(cluster)
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def training_job(name: str, namespace: str, **spec: Any) -> dict[str, Any]:
@@ -151,13 +165,8 @@ Outcome = contract.Outcome
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
-    try:
-        cluster.ensure_namespace(NS)
-        install_crds(cluster)
+    with emulated_cluster(tmp_path_factory.mktemp("cluster"), NS) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -165,12 +174,8 @@ def operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster.kubeconfig, log).start()
-    try:
+    with running_operator(cluster.kubeconfig, log) as process:
         yield process
-    finally:
-        process.stop()
-        print(f"--- operator log ---\n{process.log_text()[-30000:]}")
 
 
 def start_job(cluster: Cluster, name: str, **spec: Any) -> dict[str, Any]:
@@ -526,21 +531,35 @@ def test_pods_it_does_not_own_are_ignored(cluster: Cluster, operator: OperatorPr
 
 
 @pytest.mark.slow
+def _preempted_restarts(text: str) -> float:
+    """The operator's Preempted restarts counter in namespace NS (0 before the first)."""
+    from rekindle_operator import metric_names
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == metric_names.RESTARTS and sample.labels == {
+                "cause": "Preempted",
+                "namespace": NS,
+            }:
+                return sample.value
+    return 0.0
+
+
 def test_metrics_and_liveness_are_served(cluster: Cluster, operator: OperatorProcess) -> None:
+    from rekindle_operator import metric_names
+
+    before = _preempted_restarts(operator.get("metrics", "/metrics")[1])  # other tests' jobs
     start_job(cluster, "counted")
     end_pod(cluster, NS, "counted-1", terminated(143))
     wait_status(cluster, NS, "counted", {"attempt": 2})
-    from rekindle_operator import metric_names
-
-    restarted = f'{metric_names.RESTARTS}{{cause="Preempted",namespace="{NS}"}} 1.0'
     deadline = time.monotonic() + 10
     while True:  # the counter moves just after the status is written
         code, text = operator.get("metrics", "/metrics")
-        if restarted in text or time.monotonic() > deadline:
+        if _preempted_restarts(text) > before or time.monotonic() > deadline:
             break
         time.sleep(0.1)
     assert code == 200
-    assert restarted in text
+    assert _preempted_restarts(text) == before + 1
     for name in metric_names.OPERATOR_METRICS:
         assert f"# TYPE {name.removesuffix('_total')}" in text, name
     assert f'{metric_names.JOBS}{{namespace="{NS}",phase="Pending"}}' in text

@@ -18,13 +18,13 @@ from rekindle_operator import metric_names
 from rekindle_trainer import contract
 from tests.kube.cluster import Cluster
 from tests.operator_tests.test_operator import (
+    emulated_cluster,
     end_pod,
-    install_crds,
     terminated,
     training_job,
     wait_status,
 )
-from tests.support.operator_process import OperatorProcess
+from tests.support.operator_process import OperatorProcess, running_operator
 
 NS = "results"
 JOB = "stopper"
@@ -35,13 +35,8 @@ Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
-    try:
-        cluster.ensure_namespace(NS)
-        install_crds(cluster)
+    with emulated_cluster(tmp_path_factory.mktemp("cluster"), NS) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +44,8 @@ def operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(cluster.kubeconfig, log).start()
-    try:
+    with running_operator(cluster.kubeconfig, log) as process:
         yield process
-    finally:
-        process.stop()
-        print(f"--- operator log ---\n{process.log_text()[-30000:]}")
 
 
 def job_series(operator: OperatorProcess, job: str) -> Series:

@@ -17,8 +17,8 @@ from rekindle_operator import pods, trainer_config
 from rekindle_operator import spec as specs
 from tests.kube.cluster import Cluster
 from tests.operator_tests.test_operator import (
+    emulated_cluster,
     end_pod,
-    install_crds,
     terminated,
     trainer_pods,
     training_job,
@@ -32,13 +32,8 @@ NS = "restarts"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    cluster = Cluster(tmp_path_factory.mktemp("cluster")).start()
-    try:
-        cluster.ensure_namespace(NS)
-        install_crds(cluster)
+    with emulated_cluster(tmp_path_factory.mktemp("cluster"), NS) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture

@@ -7,10 +7,11 @@ end-to-end backends and the operator benchmark.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from tests.kube.kopf_process import LiveProcess, free_port
@@ -57,3 +58,16 @@ class OperatorProcess(LiveProcess):
         port = self.metrics_port if which == "metrics" else self.liveness_port
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, response.read().decode()
+
+
+@contextlib.contextmanager
+def running_operator(
+    kubeconfig: Path, log: Path, args: Sequence[str] = ("-A", "--standalone")
+) -> Iterator[OperatorProcess]:
+    """A started operator, stopped afterwards with the tail of its log printed (kept on failure)."""
+    process = OperatorProcess(kubeconfig, log, args).start()
+    try:
+        yield process
+    finally:
+        process.stop()
+        print(f"--- operator log ---\n{process.log_text()[-30000:]}")
