@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator e2e-kind e2e-cluster clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator gpu-check e2e-kind e2e-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -53,6 +53,12 @@ bench-trainer: dev
 
 bench-operator: dev
 	$(BIN)/python -m bench.operator
+
+## gpu-check: MirroredStrategy and mixed precision over every GPU, killed and resumed
+## (2 logical CPUs without a GPU). GPU_PYTHON: an interpreter with TensorFlow's GPU build.
+GPU_PYTHON ?= $(BIN)/python
+gpu-check:
+	PYTHONPATH=trainer_image $(GPU_PYTHON) scripts/gpu_check.py bench/results/gpu_check.json
 
 ## e2e-kind: build both images and install the chart on a kind or k3s cluster (needs Docker)
 e2e-kind:
