@@ -1,42 +1,42 @@
 """The ``rekindle`` command: one entry point, a subcommand per job.
 
-Each subcommand lives in its own module and registers itself in
-:data:`SUBCOMMANDS`; this module only parses arguments and dispatches.
+The subcommands are listed once in :data:`SUBCOMMANDS`; each module keeps its
+heavy imports (kopf, TensorFlow) inside its ``run`` function, so that
+``rekindle --help`` stays fast. This module only parses arguments and dispatches.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
 
 from rekindle_operator import __version__
-
-#: name -> (help, add_arguments, run). ``run`` returns the process exit code.
-Subcommand = tuple[
-    str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]
-]
-SUBCOMMANDS: dict[str, Subcommand] = {}
+from rekindle_operator.cluster import operator_command
+from rekindle_operator.local import run_command
 
 
-#: Modules that register a subcommand in :data:`SUBCOMMANDS` when imported.
-#: Their heavy imports (kopf, TensorFlow) stay inside their ``run`` functions.
-_SUBCOMMAND_MODULES: tuple[str, ...] = (
-    "rekindle_operator.operator_command",
-    "rekindle_operator.run_command",
-)
+@dataclass(frozen=True)
+class Subcommand:
+    """One ``rekindle`` subcommand: its help, its options and what it runs (the exit code)."""
+
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
-def _load_subcommands() -> None:
-    """Import the subcommand modules so that they register themselves."""
-    for module in _SUBCOMMAND_MODULES:
-        importlib.import_module(module)
+SUBCOMMANDS: Final[Mapping[str, Subcommand]] = {
+    "operator": Subcommand(
+        operator_command.HELP, operator_command.add_arguments, operator_command.run
+    ),
+    "run": Subcommand(run_command.HELP, run_command.add_arguments, run_command.run),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for ``rekindle`` and all its subcommands."""
-    _load_subcommands()
     parser = argparse.ArgumentParser(
         prog="rekindle",
         description=(
@@ -45,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rekindle {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (help_text, add_arguments, run) in sorted(SUBCOMMANDS.items()):
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        add_arguments(sub)
-        sub.set_defaults(run=run)
+    for name, subcommand in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=subcommand.help, description=subcommand.help)
+        subcommand.add_arguments(sub)
+        sub.set_defaults(run=subcommand.run)
     return parser
 
 
@@ -64,8 +64,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Under ``python -m`` this file runs as ``__main__``, a second copy of the module;
-    # subcommands register into ``rekindle_operator.cli``, so dispatch through that one.
-    from rekindle_operator.cli import main as registered_main
-
-    raise SystemExit(registered_main())
+    raise SystemExit(main())

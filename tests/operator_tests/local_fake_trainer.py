@@ -11,6 +11,14 @@ termination message.
 Hyperparameters it reads: ``bestEpoch`` (where ``val_loss`` is lowest),
 ``stepSeconds`` (time per step), ``invalid`` (exit 2 at once, as a bad
 configuration would).
+
+As a worker of a gang (``TF_CONFIG``, see :mod:`rekindle_trainer.contract.gang`)
+it follows the contract's chief rule: every worker restores the newest
+checkpoint and trains the same steps, but only the chief (worker 0) publishes
+checkpoints and reports progress in its termination message; the others write
+no checkpoint and end with their outcome alone (a SIGTERM: exit 143, nothing
+saved). It does not talk to its peers: the gang rules that stop the others
+are the runner's and the operator's, which is what these tests exercise.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from types import FrameType
 from typing import Any
 
 from rekindle_trainer import contract
-from rekindle_trainer.contract import Outcome, ProgressEvent, ProgressKind, TerminationMessage
+from rekindle_trainer.contract import Outcome, ProgressEvent, ProgressKind, TerminationMessage, gang
 
 _stop = {"requested": False}
 
@@ -46,6 +54,7 @@ class Fake:
         self.config: dict[str, Any] = json.loads(os.environ[contract.ENV_CONFIG])
         self.ckpt_dir = Path(os.environ[contract.ENV_CHECKPOINT_DIR])
         self.term_log = Path(os.environ[contract.ENV_TERMINATION_LOG])
+        self.chief = gang.worker_role(os.environ).is_chief
         progress = os.environ.get(contract.ENV_PROGRESS_FILE)
         self.progress = Path(progress) if progress else None
         hp = self.config.get("hyperparameters") or {}
@@ -73,6 +82,10 @@ class Fake:
             stream.write(ProgressEvent(kind, time.time(), data).to_json() + "\n")
 
     def finish(self, outcome: Outcome, error: str | None = None, **extra: Any) -> int:
+        if not self.chief:  # the chief alone reports training
+            message = TerminationMessage(outcome=outcome, error=error)
+            self.term_log.write_text(message.to_json())
+            return contract.EXIT_CODE_FOR_OUTCOME[outcome]
         message = TerminationMessage(
             outcome=outcome,
             epoch=self.state["epoch"],
@@ -89,6 +102,8 @@ class Fake:
         return contract.EXIT_CODE_FOR_OUTCOME[outcome]
 
     def save(self, trigger: str) -> None:
+        if not self.chief:  # the chief alone publishes checkpoints
+            return
         name = contract.checkpoint_name(self.state["epoch"], self.state["step"])
         final = self.ckpt_dir / name
         if final.exists():

@@ -5,6 +5,8 @@ Modules, one job each: :mod:`.faults` (``--inject`` specs and when they fire),
 :mod:`.console` (terminal or plain output), :mod:`.attempt` (one trainer
 process and its contract environment), :mod:`.supervise` (watching a running
 attempt), :mod:`.workdir` (status and checkpoints on disk), :mod:`.summary`
-(the closing summary), :mod:`.runner` (the engine's decisions carried out) and
-:mod:`.session` (from arguments to a runner).
+(the closing summary), :mod:`.runner` (the engine's decisions carried out),
+:mod:`.launch` (from arguments to a runner) and :mod:`.run_command` (the
+``rekindle run`` subcommand). Imports ``resources`` and ``core``; independent
+of ``cluster``: no kopf, no API client.
 """

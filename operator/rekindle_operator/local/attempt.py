@@ -1,17 +1,17 @@
 """One attempt of the trainer as a local process, and how it ended.
 
-:func:`trainer_env` is the contract's environment (``docs/contract.md``) for
-an attempt, built the way the operator builds it for a pod. :class:`Attempt`
-starts the process in its own session (so a Ctrl-C at the terminal reaches
-only ``rekindle run``, which turns it into a preemption), sends signals, and
-collects the end as a container runtime would report it: the exit code
+:func:`process_env` is the contract's environment (``docs/contract.md``) for
+an attempt, from the same :mod:`~rekindle_operator.resources.trainer_env` as a
+pod's. :class:`Attempt` starts the process in its own process group (so a
+Ctrl-C at the terminal reaches only ``rekindle run``, which turns it into a
+preemption), sends signals, and collects the end as a container runtime would
+report it: the exit code
 (128 + N for a process killed by signal N) and the termination message file.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from rekindle_operator.resources import classify, trainer_env
 from rekindle_trainer import contract
 
 #: How ``rekindle run`` starts the built-in trainer: the same interpreter, so
@@ -41,9 +42,13 @@ class AttemptFiles:
     output_log: Path
 
     @classmethod
-    def under(cls, attempts_dir: Path, attempt: int) -> AttemptFiles:
-        """The files of attempt ``attempt`` (``attempts/0003/…``)."""
+    def under(
+        cls, attempts_dir: Path, attempt: int, worker: int = 0, workers: int = 1
+    ) -> AttemptFiles:
+        """The files of ``attempt``: ``attempts/0003/…`` (a gang's worker 1: ``0003/w1/…``)."""
         folder = attempts_dir / f"{attempt:04d}"
+        if workers > 1:
+            folder /= f"w{worker}"
         return cls(
             folder=folder,
             termination_log=folder / "termination-log",
@@ -52,62 +57,50 @@ class AttemptFiles:
         )
 
 
-@dataclass(frozen=True)
-class JobIdentity:
-    """Who the trainer works for (names its logs and metrics)."""
-
-    name: str
-    namespace: str
-    uid: str
-
-
-def trainer_env(
+def process_env(
     base: Mapping[str, str],
     *,
     config: Mapping[str, Any],
     checkpoint_dir: Path,
     attempt: int,
-    job: JobIdentity,
+    job: trainer_env.JobIdentity,
     metrics_port: int,
     files: AttemptFiles,
     extra: Mapping[str, str] | None = None,
+    tf_config: str | None = None,
 ) -> dict[str, str]:
     """The environment of one attempt: ``base`` plus the contract's variables.
 
     ``extra`` (the spec's ``template.env`` values) comes before the contract's
     variables, so that a manifest cannot point the trainer at another
-    checkpoint folder by accident.
+    checkpoint folder by accident. ``tf_config``: a gang worker's ``TF_CONFIG``.
     """
     env = dict(base)
     env.pop(contract.ENV_CONFIG_FILE, None)
+    env.pop(contract.ENV_TF_CONFIG, None)  # a gang's is given below; one worker has none
     env.update(extra or {})
     env.update(
-        {
-            contract.ENV_CONFIG: json.dumps(dict(config), separators=(",", ":"), sort_keys=True),
-            contract.ENV_CHECKPOINT_DIR: str(checkpoint_dir),
-            contract.ENV_ATTEMPT: str(attempt),
-            contract.ENV_JOB_NAME: job.name,
-            contract.ENV_JOB_NAMESPACE: job.namespace,
-            contract.ENV_JOB_UID: job.uid,
-            contract.ENV_METRICS_PORT: str(metrics_port),
-            contract.ENV_TERMINATION_LOG: str(files.termination_log),
-            contract.ENV_PROGRESS_FILE: str(files.progress_file),
-            # The trainer's output goes to a file; Python must not hold it back.
-            "PYTHONUNBUFFERED": "1",
-        }
+        trainer_env.variables(
+            config=config,
+            checkpoint_dir=str(checkpoint_dir),
+            attempt=attempt,
+            job=job,
+            metrics_port=metrics_port,
+            termination_log=str(files.termination_log),
+            progress_file=str(files.progress_file),
+            tf_config=tf_config,
+        )
     )
+    # The trainer's output goes to a file; Python must not hold it back.
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def exit_code_of(returncode: int) -> int:
-    """A ``Popen.returncode`` as a container runtime reports it (signal N → 128 + N)."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
 @dataclass(frozen=True)
-class AttemptEnd:
-    """How an attempt's process ended, as observed from outside."""
+class ProcessExit:
+    """How an attempt's process ended, as a container runtime would report it."""
 
+    #: The exit code, 128 + N for a process killed by signal N.
     exit_code: int
     #: The termination message file's text; ``None`` when the trainer wrote none.
     termination_message: str | None
@@ -115,16 +108,6 @@ class AttemptEnd:
     output_tail: str
     #: Wall-clock seconds the process ran.
     seconds: float
-
-    @property
-    def signal_name(self) -> str | None:
-        """``SIGKILL`` etc. when the exit code says the process died of a signal."""
-        if self.exit_code <= 128:
-            return None
-        try:
-            return signal.Signals(self.exit_code - 128).name
-        except ValueError:
-            return None
 
 
 class Attempt:
@@ -137,7 +120,7 @@ class Attempt:
         files: AttemptFiles,
         cwd: Path | None = None,
     ) -> None:
-        """Start ``command`` in its own session, output to ``files.output_log``."""
+        """Start ``command`` in its own process group, output to ``files.output_log``."""
         files.folder.mkdir(parents=True, exist_ok=True)
         for stale in (files.termination_log, files.progress_file):
             stale.unlink(missing_ok=True)
@@ -174,21 +157,21 @@ class Attempt:
                 self._process.send_signal(sig)
 
     def kill_group(self) -> None:
-        """SIGKILL the trainer's whole session (it and anything it started)."""
+        """SIGKILL the trainer's whole process group (it and anything it started)."""
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self._process.pid, signal.SIGKILL)
 
-    def wait(self, timeout: float | None = None) -> AttemptEnd | None:
+    def wait(self, timeout: float | None = None) -> ProcessExit | None:
         """Wait up to ``timeout`` s; how it ended, or ``None`` if it still runs."""
         try:
             returncode = self._process.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
-        # Anything the trainer left behind in its session goes with it, as in a pod.
+        # Anything the trainer left behind in its process group goes with it, as in a pod.
         self.kill_group()
         self._log.close()
-        return AttemptEnd(
-            exit_code=exit_code_of(returncode),
+        return ProcessExit(
+            exit_code=classify.exit_code_of(returncode),
             termination_message=_read_text(self.files.termination_log),
             output_tail=_tail(self.files.output_log, LOG_TAIL_LINES),
             seconds=time.monotonic() - self._started,

@@ -3,7 +3,10 @@
 A fault is ``ACTION@TRIGGER=VALUE``: ``sigkill@epoch=3`` kills the trainer
 once it reports the end of epoch 3, ``sigterm@step=120`` preempts it once it
 reports step 120, ``crash@seconds=20`` crashes it 20 s after ``rekindle run``
-started its first attempt. Each fault fires once, in whichever attempt reaches
+started its first attempt. In a job of several workers (``spec.workers``) a
+fault hits the chief unless it names another worker: ``sigkill@step=40,worker=1``
+kills worker 1 once the gang reports step 40 (the chief's progress: the workers
+train in step). Each fault fires once, in whichever attempt reaches
 its point first, and at most one fault fires per attempt (the attempt is over
 once it has been hit). The point is approximate: the runner learns the step
 from the trainer's progress file, so the signal lands a little after it; the
@@ -21,9 +24,11 @@ import math
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 from rekindle_trainer.contract import ProgressEvent, ProgressKind
+
+_Choice = TypeVar("_Choice", bound=enum.StrEnum)
 
 
 class FaultAction(enum.StrEnum):
@@ -60,7 +65,8 @@ _FORM: Final = (
     + ", ".join(a.value for a in FaultAction)
     + " and TRIGGER one of "
     + ", ".join(t.value for t in FaultTrigger)
-    + " (e.g. sigkill@epoch=3, sigterm@step=120, crash@seconds=20.5)"
+    + " (e.g. sigkill@epoch=3, sigterm@step=120, crash@seconds=20.5), optionally followed "
+    + "by ,worker=N (0 is the chief, the default)"
 )
 
 
@@ -71,6 +77,8 @@ class Fault:
     action: FaultAction
     trigger: FaultTrigger
     at: float
+    #: The worker it hits (0: the chief, the only one of a single-worker job).
+    worker: int = 0
 
     @property
     def signal(self) -> signal.Signals:
@@ -79,34 +87,24 @@ class Fault:
 
     def __str__(self) -> str:
         value = f"{self.at:g}" if self.trigger is FaultTrigger.SECONDS else f"{int(self.at)}"
-        return f"{self.action.value}@{self.trigger.value}={value}"
+        target = f",worker={self.worker}" if self.worker else ""
+        return f"{self.action.value}@{self.trigger.value}={value}{target}"
 
 
 def parse_fault(text: str) -> Fault:
-    """Parse ``ACTION@TRIGGER=VALUE``; raise ``ValueError`` saying what is accepted.
+    """Parse ``ACTION@TRIGGER=VALUE[,worker=N]``; raise ``ValueError`` saying what is accepted.
 
     Steps and epochs are whole numbers, at least 1; seconds may be fractional
-    and at least 0.
+    and at least 0; the worker is a whole number, at least 0.
     """
-    spec = text.strip().lower()
+    spec, _, target = text.strip().lower().partition(",")
+    worker = _worker(text, target) if target else 0
     action_text, at_sign, point = spec.partition("@")
     trigger_text, equals, value_text = point.partition("=")
     if not at_sign or not equals:
         raise ValueError(f"--inject {text!r}: {_FORM}")
-    try:
-        action = FaultAction(action_text.strip())
-    except ValueError:
-        allowed = ", ".join(a.value for a in FaultAction)
-        raise ValueError(
-            f"--inject {text!r}: unknown action {action_text!r}; use one of {allowed}"
-        ) from None
-    try:
-        trigger = FaultTrigger(trigger_text.strip())
-    except ValueError:
-        allowed = ", ".join(t.value for t in FaultTrigger)
-        raise ValueError(
-            f"--inject {text!r}: unknown trigger {trigger_text!r}; use one of {allowed}"
-        ) from None
+    action = _one_of(FaultAction, action_text, f"--inject {text!r}: unknown action")
+    trigger = _one_of(FaultTrigger, trigger_text, f"--inject {text!r}: unknown trigger")
     value_text = value_text.strip()
     if trigger is FaultTrigger.SECONDS:
         try:
@@ -117,12 +115,29 @@ def parse_fault(text: str) -> Fault:
             raise ValueError(
                 f"--inject {text!r}: seconds must be a number >= 0, got {value_text!r}"
             )
-        return Fault(action, trigger, value)
+        return Fault(action, trigger, value, worker)
     if not value_text.isdigit() or int(value_text) < 1:
         raise ValueError(
             f"--inject {text!r}: {trigger.value} must be a whole number >= 1, got {value_text!r}"
         )
-    return Fault(action, trigger, int(value_text))
+    return Fault(action, trigger, int(value_text), worker)
+
+
+def _worker(text: str, target: str) -> int:
+    """The worker of ``,worker=N``; else a ``ValueError`` saying the form."""
+    key, equals, value = target.strip().partition("=")
+    if key.strip() != "worker" or not equals or not value.strip().isdigit():
+        raise ValueError(f"--inject {text!r}: after the point, expected ,worker=N (N = 0, 1, …)")
+    return int(value.strip())
+
+
+def _one_of(kind: type[_Choice], text: str, unknown: str) -> _Choice:
+    """``text`` as a member of ``kind``; else a ``ValueError`` that lists the accepted ones."""
+    try:
+        return kind(text.strip())
+    except ValueError:
+        allowed = ", ".join(member.value for member in kind)
+        raise ValueError(f"{unknown} {text!r}; use one of {allowed}") from None
 
 
 @dataclass
@@ -149,6 +164,16 @@ class FaultSchedule:
     def parse(cls, texts: list[str]) -> FaultSchedule:
         """A schedule from ``--inject`` values, in the order given."""
         return cls(pending=[parse_fault(text) for text in texts])
+
+    def check_workers(self, workers: int) -> None:
+        """Refuse a fault aimed at a worker the job does not have (``spec.workers``)."""
+        for fault in self.pending:
+            if fault.worker >= workers:
+                plural = "s" if workers > 1 else ""
+                raise ValueError(
+                    f"--inject {fault}: worker {fault.worker} does not exist: the job has "
+                    f"{workers} worker{plural} (spec.workers), 0 to {workers - 1}"
+                )
 
     def begin_attempt(self) -> None:
         """A new attempt started: it may be hit by (at most) one fault."""

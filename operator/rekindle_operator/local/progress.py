@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rekindle_operator.core import wording
 from rekindle_trainer.contract import ProgressEvent, ProgressKind
 
 BAR_WIDTH = 24
@@ -25,13 +26,11 @@ class ProgressTail:
     """Reads the events appended to a progress file since the last read.
 
     A line without its newline yet is left for the next read, so an event is
-    never parsed half-written. A line that is not a valid event is counted in
-    :attr:`malformed` and skipped: the view is advisory, never a reason to
-    stop the run.
+    never parsed half-written. A line that is not a valid event is skipped:
+    the view is advisory, never a reason to stop the run.
     """
 
     path: Path
-    malformed: int = 0
     _offset: int = 0
     _partial: bytes = b""
 
@@ -53,7 +52,7 @@ class ProgressTail:
             try:
                 events.append(ProgressEvent.from_json(raw.decode()))
             except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-                self.malformed += 1
+                continue
         return events
 
 
@@ -128,15 +127,18 @@ class ProgressView:
             self.steps_per_epoch = _int_or(data.get("steps_per_epoch"), self.steps_per_epoch)
             self._moved_to(data)
             where = f"epoch {self.epochs_done}, step {self.step}"
-            budget = f"{self.epochs} epochs" if self.epochs is not None else "? epochs"
+            budget = (
+                wording.counted(self.epochs, "epoch") if self.epochs is not None else "? epochs"
+            )
             per_epoch = (
                 f", {self.steps_per_epoch} steps/epoch" if self.steps_per_epoch is not None else ""
             )
-            return [f"trainer started at {where} (budget {budget}{per_epoch})"]
+            note = [str(data["note"])] if data.get("note") else []  # e.g. no valid checkpoint
+            return [f"trainer started at {where} (budget {budget}{per_epoch})", *note]
         if kind is ProgressKind.RESTORED:
             self._moved_to(data)
             lost = _int_or(data.get("lost_steps"), 0) or 0
-            lost_text = f"; {lost} steps lost, recomputed" if lost else ""
+            lost_text = f"; {wording.counted(lost, 'step')} lost, recomputed" if lost else ""
             return [
                 f"resumed from {data.get('checkpoint')} "
                 f"(epoch {self.epochs_done}, step {self.step}){lost_text}"

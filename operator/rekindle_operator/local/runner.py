@@ -1,19 +1,22 @@
 """``rekindle run``'s body: the decision engine applied to local processes.
 
-One brain, two bodies: :func:`rekindle_operator.engine.decide` says what
+One brain, two bodies: :func:`rekindle_operator.core.engine.decide` says what
 happens next, exactly as it does for the operator's pods; this module only
 carries its decisions out on this machine. Each attempt is a local trainer
 process (:mod:`~rekindle_operator.local.attempt`), its end is classified by
-:func:`rekindle_operator.classify.classify_process`, and the job's status is
+:func:`rekindle_operator.resources.classify.classify_process`, and the job's status is
 written to ``job.json`` after every decision, so that a second ``rekindle run``
 of the same manifest picks up where this one stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -22,26 +25,25 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from rekindle_operator import classify, engine, trainer_config
-from rekindle_operator import status as status_mod
-from rekindle_operator.engine import Action, Decision
+from rekindle_operator.core import engine, job_spec, job_status, observation
+from rekindle_operator.core.engine import Action, Decision
+from rekindle_operator.core.job_spec import TrainingJobSpec
+from rekindle_operator.core.job_status import Status
+from rekindle_operator.core.reasons import Cause, Phase, WorkerState
 from rekindle_operator.local.attempt import (
     BUILTIN_TRAINER,
     Attempt,
-    AttemptEnd,
     AttemptFiles,
-    JobIdentity,
+    ProcessExit,
+    process_env,
 )
-from rekindle_operator.local.attempt import trainer_env as build_env
 from rekindle_operator.local.console import Console
 from rekindle_operator.local.faults import FaultSchedule
 from rekindle_operator.local.progress import ProgressView
 from rekindle_operator.local.summary import RunStats, summary_lines
-from rekindle_operator.local.supervise import Interrupts, Supervised, supervise
+from rekindle_operator.local.supervise import Interrupts, Supervised, WorkerExit, supervise
 from rekindle_operator.local.workdir import PID_FILE, Workdir
-from rekindle_operator.reasons import Cause, Phase
-from rekindle_operator.spec import TrainingJobSpec
-from rekindle_operator.status import Status
+from rekindle_operator.resources import classify, gang, ownership, trainer_env
 from rekindle_trainer import contract
 from rekindle_trainer.contract import (
     EXIT_CODE_FOR_OUTCOME,
@@ -49,6 +51,7 @@ from rekindle_trainer.contract import (
     ProgressKind,
     TerminationMessage,
 )
+from rekindle_trainer.contract import gang as gang_contract
 
 #: Exit codes of ``rekindle run``.
 EXIT_SUCCEEDED: Final = 0
@@ -86,7 +89,7 @@ class LocalJob:
             }
         )
         doc["metadata"] = meta
-        doc["status"] = status_mod.to_document(self.status)
+        doc["status"] = job_status.to_document(self.status)
         return doc
 
 
@@ -164,7 +167,7 @@ class LocalRunner:
                 # Attempts run only inside _run_attempt, so none of ours runs now:
                 # the attempt to stop is not running, and the stop is done at once.
                 decision = self.decide(
-                    classify.AttemptEnd(
+                    observation.AttemptEnd(
                         attempt=decision.attempt,
                         cause=Cause.STOPPED,
                         message=f"stopped: {self.job.status.reason}; attempt was not running",
@@ -207,18 +210,25 @@ class LocalRunner:
         return self.decide(None)
 
     def conclude(self, number: int, supervised: Supervised) -> Decision:
-        """Attempt ``number`` ended: classify its end as the operator would a pod's, and decide."""
-        end = classify.classify_process(
-            number,
-            supervised.end.exit_code,
-            supervised.end.termination_message,
-            known_cause=supervised.known_cause,
-            detail=supervised.detail,
-        )
+        """Attempt ``number`` ended: read each worker's end and judge them as the operator does.
+
+        Each process is classified as the operator classifies a pod, the gang
+        is judged by :func:`gang.judge`, and the engine decides on its verdict.
+        """
+        count = len(supervised.workers)
+        readings = [
+            worker_reading(self.job.name, number, index, count, exit_)
+            for index, exit_ in enumerate(supervised.workers)
+        ]
+        verdict = gang.judge(number, readings, self.job.status.workers)
+        end = verdict.observed
+        if not isinstance(end, observation.AttemptEnd):  # every worker has exited
+            raise AssertionError(f"attempt {number} over without an end: {verdict}")
+        self._store(self.job.status.but(workers=verdict.workers, workers_ready=verdict.ready))
         self._report_end(supervised, end)
         return self.decide(end)
 
-    def decide(self, observed: classify.Observation) -> Decision:
+    def decide(self, observed: observation.Observation) -> Decision:
         """Ask the engine, store the new status, print its event."""
         decision = engine.decide(
             self.job.spec,
@@ -240,71 +250,33 @@ class LocalRunner:
     # -- one attempt ----------------------------------------------------------
 
     def _run_attempt(self, number: int) -> Supervised:
+        """Start attempt ``number`` (one process per worker) and watch it to its end."""
+        self.settings.workdir.prepare()
         spec = self.job.spec
-        workdir = self.settings.workdir
-        workdir.prepare()
-        files = AttemptFiles.under(workdir.attempts_dir, number)
-        env = build_env(
-            self.settings.base_env,
-            config=trainer_config.project(spec),
-            checkpoint_dir=workdir.checkpoint_dir,
-            attempt=number,
-            job=JobIdentity(self.job.name, self.job.namespace, self.job.uid),
-            metrics_port=self.settings.metrics_port,
-            files=files,
-            extra=self._template_env(),
-        )
-        program: tuple[str, ...] = spec.command or BUILTIN_TRAINER
-        command = [*program, *(spec.args or ())]
+        command = [*(spec.command or BUILTIN_TRAINER), *(spec.args or ())]
         self.stats.attempts += 1
         if self._first_attempt_started is None:
             self._first_attempt_started = time.monotonic()
         try:
-            attempt = Attempt(command, env, files, cwd=self.settings.cwd)
+            attempts = self._start_workers(number, command)
         except OSError as exc:
-            # As a container that cannot be created (CreateContainerError): a failure.
-            return Supervised(
-                end=AttemptEnd(
-                    exit_code=EXIT_CANNOT_START, termination_message=None, output_tail="", seconds=0
-                ),
-                known_cause=Cause.CONFIG_ERROR,
-                fault=None,
-                interrupted=False,
-                detail=f"cannot start {command[0]!r}: {exc.strerror or exc}; check spec.command",
-            )
-        self._record_pid(attempt.pid)
-        self.decide(classify.AttemptRunning(attempt=number, started_at=self.settings.clock()))
-        self.say(f"attempt {number} running (pid {attempt.pid}; output in {files.output_log})")
+            return _cannot_start(command[0], exc, spec.workers)
+        self._record_pids([a.pid for a in attempts])
+        self._show_workers(number, WorkerState.RUNNING)
+        self.decide(observation.AttemptRunning(attempt=number))
+        pids = ", ".join(str(a.pid) for a in attempts)
+        where = (
+            attempts[0].files.output_log if len(attempts) == 1 else attempts[0].files.folder.parent
+        )
+        self.say(f"attempt {number} running (pid {pids}; output in {where})")
         view = ProgressView(
             epochs=spec.training.epochs,
             attempt=number,
             restarts=self.job.status.restarts.total,
             saves=self.stats.saves,
         )
-        position: dict[str, Any] = {}
-
-        def on_progress(event: ProgressEvent | None) -> str | None:
-            if event is not None and event.kind in (
-                ProgressKind.EPOCH_END,
-                ProgressKind.CHECKPOINT,
-                ProgressKind.RESTORED,
-            ):
-                position["epoch"] = view.epochs_done
-                position["step"] = view.step
-                if event.kind is not ProgressKind.EPOCH_END and event.data.get("checkpoint"):
-                    position["checkpoint"] = str(event.data["checkpoint"])
-            progress = classify.Progress(
-                epoch=position.get("epoch"),
-                step=position.get("step"),
-                checkpoint=position.get("checkpoint"),
-            )
-            decision = self.decide(classify.AttemptRunning(attempt=number, progress=progress))
-            if decision.action in (Action.FAIL, Action.STOP):
-                return self.job.status.message or decision.action.value
-            return None
-
         supervised = supervise(
-            attempt,
+            attempts,
             view=view,
             faults=self.settings.faults,
             console=self.console,
@@ -313,23 +285,89 @@ class LocalRunner:
             interrupts=self.interrupts,
             grace_seconds=float(spec.termination_grace_period_seconds),
             run_started=self._first_attempt_started,
-            on_progress=on_progress,
+            on_progress=self._progress_reporter(number, view),
             say=self.say,
         )
         self.stats.saves = view.saves
         return supervised
 
-    def _report_end(self, supervised: Supervised, end: classify.AttemptEnd) -> None:
+    def _start_workers(self, number: int, command: list[str]) -> list[Attempt]:
+        """One trainer process per worker, the chief first; all or none (a failed start: none)."""
+        count = self.job.spec.workers
+        hosts = [f"127.0.0.1:{port}" for port in free_ports(count)] if count > 1 else []
+        started: list[Attempt] = []
+        try:
+            for index in range(count):
+                files = AttemptFiles.under(self.settings.workdir.attempts_dir, number, index, count)
+                tf_config = gang_contract.tf_config_text(hosts, index) if hosts else None
+                env = self._attempt_env(number, files, index, tf_config)
+                started.append(Attempt(command, env, files, cwd=self.settings.cwd))
+        except OSError:
+            for attempt in started:
+                attempt.kill_group()
+                attempt.wait(5)
+            raise
+        return started
+
+    def _attempt_env(
+        self, number: int, files: AttemptFiles, index: int, tf_config: str | None
+    ) -> dict[str, str]:
+        # Only the chief serves metrics on the chosen port: two trainers cannot share it.
+        port = self.settings.metrics_port if index == 0 else 0
+        return process_env(
+            self.settings.base_env,
+            config=job_spec.trainer_document(self.job.spec),
+            checkpoint_dir=self.settings.workdir.checkpoint_dir,
+            attempt=number,
+            job=trainer_env.JobIdentity(self.job.name, self.job.namespace, self.job.uid),
+            metrics_port=port,
+            files=files,
+            extra=self._template_env(),
+            tf_config=tf_config,
+        )
+
+    def _progress_reporter(
+        self, number: int, view: ProgressView
+    ) -> Callable[[ProgressEvent | None], str | None]:
+        """What :func:`supervise` calls with each event, and once a second without one.
+
+        The job's status follows the run; the answer is a reason to stop the
+        attempt when the engine says so (its deadline passed), else None.
+        """
+        position = _Position()
+
+        def on_progress(event: ProgressEvent | None) -> str | None:
+            position.follow(event, view)
+            running = observation.AttemptRunning(attempt=number, progress=position.progress())
+            decision = self.decide(running)
+            if decision.action in (Action.FAIL, Action.STOP):
+                return self.job.status.message or decision.action.value
+            return None
+
+        return on_progress
+
+    def _report_end(self, supervised: Supervised, end: observation.AttemptEnd) -> None:
+        first = supervised.workers[end.worker or 0].end
         what = end.message
         if not what.lower().startswith(end.cause.value.lower()):
             what = f"{end.cause.value}: {what}" if what else end.cause.value
         if "exit code" not in what:
-            what += f" (exit code {supervised.end.exit_code})"
-        self.say(f"attempt {end.attempt} ended after {supervised.end.seconds:.1f} s: {what}")
-        if end.cause in (Cause.CRASHED, Cause.INVALID) and supervised.end.output_tail:
+            what += f" (exit code {first.exit_code})"
+        seconds = max(w.end.seconds for w in supervised.workers)
+        self.say(f"attempt {end.attempt} ended after {seconds:.1f} s: {what}")
+        if end.cause in (Cause.CRASHED, Cause.INVALID) and first.output_tail:
             self.console.line("  last lines of the trainer's output:")
-            for line in supervised.end.output_tail.splitlines():
+            for line in first.output_tail.splitlines():
                 self.console.line(f"  | {line}")
+
+    def _show_workers(self, number: int, state: WorkerState) -> None:
+        """``status.workers``: every worker of attempt ``number`` in ``state``."""
+        count = self.job.spec.workers
+        workers = tuple(
+            dataclasses.replace(w, state=state) for w in gang.starting(self.job.name, number, count)
+        )
+        ready = count if state is WorkerState.RUNNING else 0
+        self._store(self.job.status.but(workers=workers, workers_ready=f"{ready}/{count}"))
 
     def _template_env(self) -> dict[str, str]:
         """``spec.template.env`` entries with a literal value (``valueFrom`` needs a cluster)."""
@@ -343,21 +381,21 @@ class LocalRunner:
 
     # -- an attempt left running by a previous rekindle run ---------------------
 
-    def _orphan_end(self, number: int) -> classify.AttemptEnd:
+    def _orphan_end(self, number: int) -> observation.AttemptEnd:
         """The end of attempt ``number``, started by a previous ``rekindle run`` that died.
 
-        Its trainer may still run (it has its own session): it is stopped
+        Its trainer may still run (in its own process group): it is stopped
         first. The end is classified from the termination message when the
         trainer wrote one; otherwise the attempt was lost with its "node".
         """
         grace = float(self.job.spec.termination_grace_period_seconds)
-        pid = left_trainer(self.settings.workdir, self.job.uid)
-        if pid is not None:
+        for pid in left_trainers(self.settings.workdir, self.job.uid):
             self.say(f"attempt {number} (pid {pid}) from a previous run still runs: stopping it")
-            stop_session(pid, grace)
-        files = AttemptFiles.under(self.settings.workdir.attempts_dir, number)
+            stop_process_group(pid, grace)
+        count = self.job.spec.workers
+        files = AttemptFiles.under(self.settings.workdir.attempts_dir, number, 0, count)
         text = files.termination_log.read_text() if files.termination_log.exists() else None
-        end: classify.AttemptEnd
+        end: observation.AttemptEnd
         try:
             message = TerminationMessage.from_json(text) if text else None
         except ValueError:
@@ -366,7 +404,7 @@ class LocalRunner:
             code = EXIT_CODE_FOR_OUTCOME[message.outcome]
             end = classify.classify_process(number, code, text)
         else:
-            end = classify.AttemptEnd(
+            end = observation.AttemptEnd(
                 attempt=number,
                 cause=Cause.NODE_LOST,
                 message="the rekindle run that started this attempt stopped while it ran",
@@ -374,8 +412,8 @@ class LocalRunner:
         self.say(f"attempt {number} from a previous run: {end.cause.value}: {end.message}")
         return end
 
-    def _record_pid(self, pid: int) -> None:
-        (self.settings.workdir.root / PID_FILE).write_text(f"{pid}\n")
+    def _record_pids(self, pids: list[int]) -> None:
+        (self.settings.workdir.root / PID_FILE).write_text("".join(f"{pid}\n" for pid in pids))
 
     # -- waiting, interrupts, the end ------------------------------------------
 
@@ -404,7 +442,7 @@ class LocalRunner:
 
     def _summary(self) -> None:
         self.stats.seconds = time.monotonic() - self._started
-        doc = status_mod.to_document(self.job.status)
+        doc = job_status.to_document(self.job.status)
         for line in summary_lines(self.job.spec.training.epochs, doc, self.stats):
             self.console.line(line)
 
@@ -424,29 +462,100 @@ class LocalRunner:
                 signal.signal(sig, old)
 
 
-def left_trainer(workdir: Workdir, uid: str) -> int | None:
-    """The pid of a trainer of job ``uid`` that a previous run left running, if any.
+@dataclass
+class _Position:
+    """Where a running attempt is, as its progress events say: epoch, step, newest checkpoint."""
 
-    The pid file alone is not trusted (pids are reused): the process must
+    epoch: int | None = None
+    step: int | None = None
+    checkpoint: str | None = None
+
+    def follow(self, event: ProgressEvent | None, view: ProgressView) -> None:
+        """Move with ``event`` (``view`` has already read it)."""
+        if event is None or event.kind not in _POSITION_EVENTS:
+            return
+        self.epoch, self.step = view.epochs_done, view.step
+        if event.kind is not ProgressKind.EPOCH_END and event.data.get("checkpoint"):
+            self.checkpoint = str(event.data["checkpoint"])
+
+    def progress(self) -> observation.Progress:
+        """The position as the engine reads it."""
+        return observation.Progress(epoch=self.epoch, step=self.step, checkpoint=self.checkpoint)
+
+
+#: The progress events that move the position the status shows.
+_POSITION_EVENTS: Final = (ProgressKind.EPOCH_END, ProgressKind.CHECKPOINT, ProgressKind.RESTORED)
+
+
+def _cannot_start(program: str, error: OSError, workers: int) -> Supervised:
+    """The end of an attempt whose command could not start (as CreateContainerError): a failure."""
+    cannot = WorkerExit(
+        end=ProcessExit(
+            exit_code=EXIT_CANNOT_START, termination_message=None, output_tail="", seconds=0
+        ),
+        known_cause=Cause.CONFIG_ERROR,
+        detail=f"cannot start {program!r}: {error.strerror or error}; check spec.command",
+    )
+    return Supervised(workers=(cannot,) * workers, interrupted=False)
+
+
+def worker_reading(
+    job_name: str, attempt: int, index: int, count: int, ended: WorkerExit
+) -> gang.Worker:
+    """Worker ``index`` of a local attempt as :func:`gang.judge` reads it (a pod's name and all)."""
+    end = classify.classify_process(
+        attempt,
+        ended.end.exit_code,
+        ended.end.termination_message,
+        known_cause=ended.known_cause,
+        detail=ended.detail,
+    )
+    return gang.Worker(
+        index=index,
+        pod=ownership.worker_pod_name(job_name, attempt, index, count),
+        observed=end,
+        ended_at=datetime.datetime.fromtimestamp(ended.ended_at, datetime.UTC),
+        consequence=ended.consequence or gang.peer_lost(ended.end.termination_message),
+    )
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free TCP ports on 127.0.0.1 (for a gang's workers on this machine)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
+
+
+def left_trainers(workdir: Workdir, uid: str) -> list[int]:
+    """The pids of trainers of job ``uid`` that a previous run left running (one per worker).
+
+    The pid file alone is not trusted (pids are reused): each process must
     carry the job's uid in its environment.
     """
     try:
-        text = (workdir.root / PID_FILE).read_text().strip()
+        lines = (workdir.root / PID_FILE).read_text().split()
     except FileNotFoundError:
-        return None
-    if not text.isdigit():
-        return None
-    pid = int(text)
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return None
-    ours = f"{contract.ENV_JOB_UID}={uid}".encode() in environ.split(b"\0")
-    return pid if ours else None
+        return []
+    marker = f"{contract.ENV_JOB_UID}={uid}".encode()
+    pids = []
+    for text in lines:
+        if not text.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{text}/environ").read_bytes()
+        except OSError:
+            continue
+        if marker in environ.split(b"\0"):
+            pids.append(int(text))
+    return pids
 
 
-def stop_session(pid: int, grace_seconds: float) -> None:
-    """SIGTERM ``pid``'s session, wait up to ``grace_seconds``, then SIGKILL it."""
+def stop_process_group(pid: int, grace_seconds: float) -> None:
+    """SIGTERM ``pid``'s process group, wait up to ``grace_seconds``, then SIGKILL it."""
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rekindle_operator.core import wording
+
 
 @dataclass
 class RunStats:
@@ -80,9 +82,10 @@ def _best(best: Mapping[str, Any]) -> str:
 
 def _saved(budget: int, epochs_run: int, early_stop: Any) -> str:
     if early_stop is None or budget <= 0:
-        return f"{budget} epochs"
+        return wording.counted(budget, "epoch")
     saved = max(budget - epochs_run, 0)
-    return f"{budget} epochs; early stopping saved {saved} ({100 * saved / budget:.0f}%)"
+    share = f"{100 * saved / budget:.0f}%"
+    return f"{wording.counted(budget, 'epoch')}; early stopping saved {saved} ({share})"
 
 
 def _this_run(status: Mapping[str, Any], stats: RunStats) -> str:

@@ -1,0 +1,20 @@
+"""What every handler shares: the API client, the metrics and the wake-ups (kept in kopf's memo)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rekindle_operator.cluster.kubeapi import KubeApi
+from rekindle_operator.cluster.operator_metrics import OperatorMetrics
+from rekindle_operator.cluster.wakeups import Wakeups
+
+
+@dataclass
+class OperatorContext:
+    """The operator's shared state, created once at start-up."""
+
+    api: KubeApi
+    metrics: OperatorMetrics
+    wakeups: Wakeups = field(default_factory=Wakeups)
+    #: This replica's name (its pod name), reported in events.
+    instance: str = ""
