@@ -11,13 +11,14 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from rekindle_trainer import contract
-from rekindle_trainer.contract import ProgressEvent, ProgressKind, TerminationMessage
-from rekindle_trainer.store import CheckpointStore
+from rekindle_trainer.checkpoint.store import CheckpointStore
+from rekindle_trainer.contract import ProgressEvent, TerminationMessage
+from rekindle_trainer.contract.training_config import EarlyStopping
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN = REPO / ".venv" / "bin" / "rekindle-train"
@@ -108,16 +109,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str, poll: flo
         time.sleep(poll)
 
 
-def steps_seen(folder: Path) -> int:
-    """The highest global step reported in the progress file."""
-    steps = [
-        int(e.data["step"])
-        for e in progress(folder)
-        if e.kind in (ProgressKind.STEP, ProgressKind.EPOCH_END) and "step" in e.data
-    ]
-    return max(steps, default=0)
-
-
 def temp_dirs(folder: Path) -> Iterator[str]:
     """Names of unfinished checkpoint writes."""
     root = folder / "ckpt"
@@ -131,3 +122,21 @@ def kill(process: subprocess.Popen[bytes], sig: signal.Signals) -> int:
     """Send ``sig`` and wait for the exit code."""
     process.send_signal(sig)
     return process.wait(timeout=120)
+
+
+KerasCallback = TypeVar("KerasCallback")
+
+
+def keras_early_stopping(
+    config: EarlyStopping, kind: Callable[..., KerasCallback]
+) -> KerasCallback:
+    """Keras' ``EarlyStopping`` (or a subclass, ``kind``) with every parameter of ``config``."""
+    return kind(
+        monitor=config.monitor,
+        min_delta=config.min_delta,
+        patience=config.patience,
+        mode=str(config.mode),
+        baseline=config.baseline,
+        restore_best_weights=config.restore_best_weights,
+        start_from_epoch=config.start_from_epoch,
+    )

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+from typing import Any
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from rekindle_trainer.config import TrainerConfig
+from rekindle_trainer.core.config import TrainerConfig
 from rekindle_trainer.examples import digits
-from rekindle_trainer.setup import TrainingSetup
+from rekindle_trainer.training.setup import TrainingSetup
 
 
 def digits_dataset(config: TrainerConfig) -> TrainingSetup:
@@ -43,13 +47,38 @@ def digits_pydataset(config: TrainerConfig) -> TrainingSetup:
     return setup
 
 
-def not_a_setup(config: TrainerConfig) -> object:
-    """Returns the wrong type (an entrypoint bug)."""
-    del config
-    return "a string"
-
-
 def crashes(config: TrainerConfig) -> TrainingSetup:
     """Raises inside build (a crash, restarted with backoff, not an invalid job)."""
     del config
     raise RuntimeError("the data mount is not ready")
+
+
+def _mark(config: TrainerConfig) -> None:
+    """Create the file named by ``hyperparameters.marker``: the test's cue to send a signal."""
+    Path(str(config.hyperparameters["marker"])).touch()
+
+
+def sleeps_in_build(config: TrainerConfig) -> TrainingSetup:
+    """Blocks in the entrypoint, as a slow data mount would (SIGTERM during start-up)."""
+    _mark(config)
+    time.sleep(600)
+    raise AssertionError("the test should have stopped this process")
+
+
+class _SleepsBeforeTraining(keras.callbacks.Callback):  # type: ignore[misc]
+    """Blocks once training begins (after the checkpoint is restored), before the first step."""
+
+    def __init__(self, config: TrainerConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        _mark(self.config)
+        time.sleep(600)
+
+
+def digits_sleeping_before_training(config: TrainerConfig) -> TrainingSetup:
+    """Digits whose attempt blocks after the restore, before its first step."""
+    setup = digits.build(config)
+    setup.callbacks = (_SleepsBeforeTraining(config),)
+    return setup

@@ -20,8 +20,8 @@ import jsonschema
 import pytest
 
 from rekindle_trainer import contract
+from rekindle_trainer.checkpoint.store import CheckpointStore
 from rekindle_trainer.contract import Outcome, ProgressKind, TerminationMessage
-from rekindle_trainer.store import CheckpointStore
 from tests.trainer import helpers
 
 DOC: dict[str, Any] = {
@@ -158,11 +158,11 @@ def test_sigterm_exits_143_preempted_and_resume_loses_no_step(
 @pytest.mark.parametrize(
     ("doc", "field", "accepted"),
     [
-        ({**DOC, "epochs": "ten"}, "epochs", "whole number >= 1"),
-        ({**DOC, "epoch": 3}, "epoch", "accepted fields: entrypoint, epochs"),
+        ({**DOC, "epochs": "ten"}, "epochs", "expected an integer, got 'ten'"),
+        ({**DOC, "epoch": 3}, "epoch", "unknown field; did you mean 'epochs'?"),
         ({**DOC, "earlyStopping": {"mode": "down"}}, "earlyStopping.mode", "auto, min, max"),
-        ({**DOC, "checkpoint": {"keep": 0}}, "checkpoint.keep", ">= 1"),
-        ({**DOC, "entrypoint": "no colon"}, "entrypoint", "package.module:function"),
+        ({**DOC, "checkpoint": {"keep": 0}}, "checkpoint.keep", "must be >= 1, got 0"),
+        ({**DOC, "entrypoint": "no colon"}, "entrypoint", "module:function, e.g."),
         ({k: v for k, v in DOC.items() if k != "entrypoint"}, "entrypoint", "required"),
     ],
 )
@@ -177,6 +177,17 @@ def test_invalid_configuration_exits_2_and_touches_nothing(
     assert f"{field}:" in message.error
     assert accepted in message.error
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_a_checkpoint_folder_that_is_a_file_is_invalid_not_a_crash(tmp_path: Path) -> None:
+    """Exit 2 (never restarted), naming the variable and the spec field (issue 14, point 11)."""
+    (tmp_path / "ckpt").write_text("a file where the job's folder should be")
+    code, log = helpers.run_to_end(helpers.env_for(tmp_path, DOC), timeout=60)
+    assert code == contract.EXIT_INVALID, log
+    error = valid_message(tmp_path).error or ""
+    assert error.startswith(f"invalid configuration: {contract.ENV_CHECKPOINT_DIR}: ")
+    assert "is not a folder" in error
+    assert "spec.checkpoint" in error
 
 
 def test_bad_environment_variable_is_invalid(tmp_path: Path) -> None:

@@ -4,14 +4,14 @@ Library API (TensorFlow loads on first use)::
 
     from rekindle_trainer import session, TrainingSetup, TrainerConfig
 
-See :mod:`rekindle_trainer.session` for a complete script and
-:mod:`rekindle_trainer.setup` for the ``module:function`` entrypoint signature.
+See :mod:`rekindle_trainer.training.session` for a complete script and
+:mod:`rekindle_trainer.training.setup` for the ``module:function`` entrypoint signature.
 """
 
 from __future__ import annotations
 
-from rekindle_trainer.config import TrainerConfig
-from rekindle_trainer.session import Session, session
-from rekindle_trainer.setup import TrainingSetup
+from rekindle_trainer.core.config import TrainerConfig
+from rekindle_trainer.training.session import Session, session
+from rekindle_trainer.training.setup import TrainingSetup
 
 __all__ = ["Session", "TrainerConfig", "TrainingSetup", "session"]

@@ -67,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     env.update({k: v for k, v in overrides.items() if v is not None})
 
     # Imported after argument parsing so that --help answers without TensorFlow.
-    from rekindle_trainer.session import session  # noqa: PLC0415
-    from rekindle_trainer.setup import check_setup, load_entrypoint  # noqa: PLC0415
+    from rekindle_trainer.training.session import session  # noqa: PLC0415
+    from rekindle_trainer.training.setup import check_setup, load_entrypoint  # noqa: PLC0415
 
     with session(env, require_entrypoint=True) as run:
         if run.message is None:

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 from sklearn.datasets import load_digits
 
-from rekindle_trainer.config import ConfigError, TrainerConfig
-from rekindle_trainer.setup import TrainingSetup
+from rekindle_trainer.core.config import ConfigError, TrainerConfig
+from rekindle_trainer.training.setup import TrainingSetup
 
 
 def _hyper(config: TrainerConfig, name: str, default: float, low: float, high: float) -> float:

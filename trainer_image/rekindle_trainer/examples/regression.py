@@ -11,8 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rekindle_trainer.config import ConfigError, TrainerConfig
-from rekindle_trainer.setup import TrainingSetup
+from rekindle_trainer.core.config import ConfigError, TrainerConfig
+from rekindle_trainer.training.setup import TrainingSetup
 
 
 def _int(config: TrainerConfig, name: str, default: int, low: int, high: int) -> int:

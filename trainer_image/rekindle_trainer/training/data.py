@@ -1,0 +1,232 @@
+"""Training data as fit segments that start at any (epoch, step).
+
+A run is trained in at most two ``model.fit`` calls: the rest of an
+interrupted epoch (from its step ``k``), then whole epochs. Each source turns
+``(first_epoch, last_epoch, skip)`` into what ``fit`` takes. Arrays are
+batched here in an order keyed on ``(seed, epoch, pass)`` (TensorFlow's
+stateless shuffle, one pass over the data at a time, when the stream reaches
+it), so any position can be replayed exactly and the first step never waits on
+the epoch's length; datasets supplied whole are resumed by skipping batches,
+which is exact only if re-iterating them repeats their order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rekindle_trainer.core.config import ConfigError
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Arguments for one ``model.fit`` call."""
+
+    x: Any
+    steps_per_epoch: int | None
+
+
+class ArraySource:
+    """In-memory arrays, batched in an order keyed on ``(seed, epoch)``.
+
+    Args:
+        arrays: ``(x, y)`` or ``(x, y, sample_weight)``; ``x`` may be nested.
+        batch_size: examples per step.
+        seed: the run's seed.
+        steps_per_epoch: steps per epoch, or ``None`` for one pass over the data
+            (the last batch may be short). More steps than one pass use further
+            passes, each shuffled with its own key.
+    """
+
+    kind = "arrays"
+
+    def __init__(
+        self, arrays: tuple[Any, ...], batch_size: int, seed: int, steps_per_epoch: int | None
+    ) -> None:
+        leaves = tf.nest.flatten(arrays)
+        self.size = len(leaves[0])
+        if self.size == 0:
+            raise ConfigError("train", "the training arrays are empty")
+        if any(len(leaf) != self.size for leaf in leaves):
+            raise ConfigError("train", "the training arrays have different lengths")
+        self.arrays = tf.nest.map_structure(tf.convert_to_tensor, arrays)
+        self.batch_size = batch_size
+        self.seed = seed
+        one_pass = math.ceil(self.size / batch_size)
+        self.steps_per_epoch = steps_per_epoch or one_pass
+        self.passes = (
+            1 if steps_per_epoch is None else math.ceil(steps_per_epoch * batch_size / self.size)
+        )
+        self.replayable = True
+
+    def _epoch_batches(self, epoch: Any, skip: int = 0) -> tf.data.Dataset:
+        """The batches of ``epoch`` from batch ``skip`` on, each pass shuffled when it is reached.
+
+        An epoch is its passes' orders (pass ``p`` shuffled with the key
+        ``(seed, epoch * passes + p)``) laid end to end and cut into batches, so
+        that no step waits on the epoch's length: a pass is shuffled only when
+        the stream reaches it, and a resumed epoch starts at the pass and offset
+        of its first example instead of skipping the batches before it.
+        """
+        seed, size, passes = tf.constant(self.seed, tf.int64), self.size, self.passes
+        epoch = tf.cast(epoch, tf.int64)
+        start = skip * self.batch_size  # the first example of batch ``skip``
+        first_pass = start // size
+
+        def one_pass(p: tf.Tensor) -> tf.data.Dataset:
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(size, dtype=tf.int64), seed=tf.stack([seed, epoch * passes + p])
+            )
+            offset = tf.where(p == first_pass, tf.constant(start % size, tf.int64), 0)
+            return tf.data.Dataset.from_tensor_slices(order[offset:])
+
+        return (
+            tf.data.Dataset.range(first_pass, passes)
+            .flat_map(one_pass)
+            .batch(self.batch_size)
+            .take(self.steps_per_epoch - skip)
+        )
+
+    def segment(self, first_epoch: int, last_epoch: int, skip: int) -> Segment:
+        """Batches of epochs ``first_epoch`` … ``last_epoch - 1``, the first ``skip`` left out."""
+        arrays = self.arrays
+
+        def gather(indices: tf.Tensor) -> Any:
+            return tf.nest.map_structure(lambda a: tf.gather(a, indices), arrays)
+
+        later = tf.data.Dataset.range(first_epoch + 1, last_epoch).flat_map(self._epoch_batches)
+        stream = (
+            self._epoch_batches(first_epoch, skip)
+            .concatenate(later)
+            .map(gather)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+        steps = (
+            self.steps_per_epoch - skip if last_epoch - first_epoch == 1 else self.steps_per_epoch
+        )
+        return Segment(stream, steps)
+
+
+class DatasetSource:
+    """A ``tf.data.Dataset`` of batches supplied by the user."""
+
+    kind = "tf.data"
+
+    def __init__(
+        self, dataset: tf.data.Dataset, steps_per_epoch: int | None, replayable: bool
+    ) -> None:
+        cardinality = int(dataset.cardinality())
+        if steps_per_epoch is None and cardinality < 0:
+            raise ConfigError(
+                "stepsPerEpoch",
+                "required (a whole number >= 1) when the training dataset is infinite or of "
+                "unknown length",
+            )
+        self.dataset = dataset
+        self.configured_steps = steps_per_epoch
+        self.steps_per_epoch = steps_per_epoch or cardinality
+        self.replayable = replayable
+
+    def segment(self, first_epoch: int, last_epoch: int, skip: int) -> Segment:
+        """The dataset as it is, or the rest of one epoch when ``skip`` batches are done."""
+        del first_epoch, last_epoch
+        if skip:
+            rest = self.steps_per_epoch - skip
+            return Segment(self.dataset.skip(skip).take(rest), rest)
+        return Segment(self.dataset, self.configured_steps)
+
+
+class _SkippedPyDataset(keras.utils.PyDataset):  # type: ignore[misc]
+    """The batches of a ``PyDataset`` from index ``skip`` on."""
+
+    def __init__(self, inner: keras.utils.PyDataset, skip: int, count: int) -> None:
+        super().__init__(
+            workers=inner.workers,
+            use_multiprocessing=inner.use_multiprocessing,
+            max_queue_size=inner.max_queue_size,
+        )
+        self.inner, self.skip, self.count = inner, skip, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Any:
+        return self.inner[index + self.skip]
+
+    def on_epoch_end(self) -> None:
+        self.inner.on_epoch_end()
+
+
+class PyDatasetSource:
+    """A ``keras.utils.PyDataset`` supplied by the user."""
+
+    kind = "PyDataset"
+
+    def __init__(
+        self, dataset: keras.utils.PyDataset, steps_per_epoch: int | None, replayable: bool
+    ) -> None:
+        batches = dataset.num_batches
+        if steps_per_epoch is None and batches is None:
+            raise ConfigError(
+                "stepsPerEpoch", "required (a whole number >= 1) when the PyDataset has no length"
+            )
+        self.dataset = dataset
+        self.configured_steps = steps_per_epoch
+        self.steps_per_epoch = int(steps_per_epoch or batches)
+        self.replayable = replayable
+
+    def segment(self, first_epoch: int, last_epoch: int, skip: int) -> Segment:
+        """The dataset as it is, or its batches from index ``skip`` on."""
+        del first_epoch, last_epoch
+        if skip:
+            rest = self.steps_per_epoch - skip
+            return Segment(_SkippedPyDataset(self.dataset, skip, rest), rest)
+        return Segment(self.dataset, self.configured_steps)
+
+
+Source = ArraySource | DatasetSource | PyDatasetSource
+
+
+def _is_arrays(value: Any) -> bool:
+    if not isinstance(value, tuple | list) or not 1 <= len(value) <= 3:
+        return False
+    leaves = tf.nest.flatten(value)
+    return bool(leaves) and all(isinstance(leaf, np.ndarray | tf.Tensor) for leaf in leaves)
+
+
+def make_source(
+    train: Any, batch_size: int, seed: int, steps_per_epoch: int | None, replayable: bool | None
+) -> Source:
+    """The source for ``TrainingSetup.train``; raise :class:`ConfigError` for anything else."""
+    if isinstance(train, tf.data.Dataset):
+        return DatasetSource(train, steps_per_epoch, bool(replayable))
+    if isinstance(train, keras.utils.PyDataset):
+        return PyDatasetSource(train, steps_per_epoch, bool(replayable))
+    if _is_arrays(train):
+        if replayable is False:
+            raise ConfigError("replayable", "arrays are always replayable; leave it as None")
+        return ArraySource(tuple(train), batch_size, seed, steps_per_epoch)
+    raise ConfigError(
+        "train",
+        f"got {type(train).__name__}; expected (x, y) or (x, y, sample_weight) arrays, "
+        "a tf.data.Dataset or a keras.utils.PyDataset",
+    )
+
+
+def validation_arguments(validation: Any, batch_size: int) -> dict[str, Any]:
+    """``fit`` keyword arguments for ``TrainingSetup.validation``."""
+    if validation is None:
+        return {}
+    if isinstance(validation, tf.data.Dataset | keras.utils.PyDataset):
+        return {"validation_data": validation}
+    if _is_arrays(validation):
+        return {"validation_data": tuple(validation), "validation_batch_size": batch_size}
+    raise ConfigError(
+        "validation",
+        f"got {type(validation).__name__}; expected arrays, a tf.data.Dataset or a PyDataset",
+    )
