@@ -1,9 +1,11 @@
 """The cluster a scenario runs on, as the scenario sees it: one interface, two backends.
 
-A scenario only talks to :class:`E2ECluster`: it applies a TrainingJob, reads
-what ``kubectl get tj`` and ``kubectl describe tj`` would show, reads the files
-on the job's volume, and injects faults the way they happen on a cluster
-(a preemption, a crash, the operator lost with its node). The emulated backend
+A scenario only talks to :class:`E2ECluster`: it applies a TrainingJob and
+reads ``kubectl get tj`` and ``kubectl describe tj``, waits with ``kubectl
+wait``, preempts with ``kubectl patch``/``kubectl delete pod`` (all through the
+real kubectl, the same commands on both backends: :mod:`tests.e2e.as_user`),
+reads the files on the job's volume, and injects what kubectl cannot (a
+crash, the operator lost with its node). The emulated backend
 (:mod:`tests.e2e.emulated`) and the real one (:mod:`tests.e2e.real`) implement
 the abstract methods; the waiting and recording helpers here are shared, so a
 scenario body is written once and runs on both.
@@ -12,21 +14,16 @@ scenario body is written once and runs on both.
 from __future__ import annotations
 
 import abc
-import datetime
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
+from tests.e2e.as_user import Description, UserActions
 
-from tests.kube import printer
+__all__ = ["JOB_LABEL", "Description", "E2ECluster", "PodRecorder", "wait_until"]
 
-REPO = Path(__file__).resolve().parents[2]
-CRD_FILE = REPO / "charts" / "rekindle" / "crds" / "trainingjobs.rekindle.dev.yaml"
-API_VERSION = "v1alpha1"
 #: The label every trainer pod carries with its job's name.
 JOB_LABEL = "rekindle.dev/job"
 #: Pod phases after which its container no longer runs.
@@ -35,7 +32,7 @@ ENDED_PHASES = frozenset({"Succeeded", "Failed"})
 T = TypeVar("T")
 
 
-class E2ECluster(abc.ABC):
+class E2ECluster(UserActions, abc.ABC):
     """A cluster with the Rekindle operator running, in one namespace."""
 
     #: ``emulated`` or ``cluster`` (test ids and messages).
@@ -44,32 +41,31 @@ class E2ECluster(abc.ABC):
     namespace: str
     #: The trainer image the scenario manifests use.
     trainer_image: str
+    #: Every PodRecorder started on this cluster (their errors fail the test: harness_errors).
+    recorders: list[PodRecorder]
+
+    def harness_errors(self) -> list[str]:
+        """What the test harness itself caught since the last call (each test's teardown asks).
+
+        Recorders started since then are forgotten; a backend adds its own (the node's).
+        """
+        found = [
+            f"PodRecorder({r.job}): {type(e).__name__}: {e}"
+            for r in self.recorders
+            for e in r.errors
+        ]
+        self.recorders.clear()
+        return found
 
     # --- objects -------------------------------------------------------------------------
-
-    @abc.abstractmethod
-    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        """Create ``manifest`` in :attr:`namespace` (``kubectl create -f``)."""
 
     @abc.abstractmethod
     def get(self, plural: str, name: str) -> dict[str, Any] | None:
         """``trainingjobs``, ``pods`` or ``persistentvolumeclaims`` object ``name``, or None."""
 
     @abc.abstractmethod
-    def patch_job(self, name: str, patch: Mapping[str, Any]) -> None:
-        """Merge-patch the TrainingJob (``kubectl patch tj NAME --type merge -p …``)."""
-
-    @abc.abstractmethod
-    def delete_job(self, name: str) -> None:
-        """``kubectl delete tj NAME`` (background propagation: the garbage collector runs)."""
-
-    @abc.abstractmethod
     def pods(self, job: str) -> list[dict[str, Any]]:
         """The job's trainer pods (label ``rekindle.dev/job``)."""
-
-    @abc.abstractmethod
-    def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """Events about ``obj`` (by uid), oldest first, as ``kubectl describe`` lists them."""
 
     @abc.abstractmethod
     def pod_history(self, pod: str) -> list[dict[str, Any]]:
@@ -93,10 +89,6 @@ class E2ECluster(abc.ABC):
     # --- faults and the operator -----------------------------------------------------------
 
     @abc.abstractmethod
-    def preempt(self, pod: str) -> None:
-        """Preempt the pod as the scheduler does: DisruptionTarget, then a graceful delete."""
-
-    @abc.abstractmethod
     def crash(self, pod: str) -> None:
         """SIGKILL the trainer process (exit 137, reason Error: a crash)."""
 
@@ -115,23 +107,6 @@ class E2ECluster(abc.ABC):
         job = self.get("trainingjobs", name)
         assert job is not None, f"TrainingJob {self.namespace}/{name} does not exist"
         return job
-
-    def get_tj_row(self, name: str) -> dict[str, Any]:
-        """The row ``kubectl get tj NAME -o wide`` prints (the CRD's printer columns)."""
-        crd = yaml.safe_load(CRD_FILE.read_text())
-        cols = printer.columns(crd, API_VERSION, wide=True)
-        rows = printer.rows([self.job(name)], cols, _utcnow())
-        return rows[0]
-
-    def describe(self, name: str) -> Description:
-        """What ``kubectl describe tj NAME`` shows: status, conditions and events."""
-        job = self.job(name)
-        status = job.get("status") or {}
-        conditions = {c["type"]: c for c in status.get("conditions") or []}
-        events = [
-            (e.get("type", ""), e.get("reason", ""), e.get("message", "")) for e in self.events(job)
-        ]
-        return Description(job, status, conditions, events)
 
     # --- waiting ---------------------------------------------------------------------------------
 
@@ -198,30 +173,6 @@ class E2ECluster(abc.ABC):
         wait_until(lambda: self.get(plural, name) is None or None, timeout, f"{plural}/{name} gone")
 
 
-@dataclass(frozen=True)
-class Description:
-    """``kubectl describe tj``: status, conditions by type, events (type, reason, message)."""
-
-    job: dict[str, Any]
-    status: dict[str, Any]
-    conditions: dict[str, dict[str, Any]]
-    events: list[tuple[str, str, str]]
-
-    def reasons(self) -> list[tuple[str, str]]:
-        """(type, reason) of each event, oldest first."""
-        return [(kind, reason) for kind, reason, _ in self.events]
-
-    def condition(self, type_: str) -> tuple[str, str]:
-        """(status, reason) of a condition; AssertionError when it is absent."""
-        assert type_ in self.conditions, f"no {type_} condition in {list(self.conditions)}"
-        cond = self.conditions[type_]
-        return str(cond.get("status")), str(cond.get("reason"))
-
-
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(tz=datetime.UTC)
-
-
 def _holding(
     obj: dict[str, Any] | None, predicate: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any] | None:
@@ -270,14 +221,17 @@ class PodRecorder:
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pods-{job}", daemon=True)
+        cluster.recorders.append(self)
 
     def __enter__(self) -> PodRecorder:
         self._thread.start()
         return self
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, exc_type: object, *_: object) -> None:
         self._stop.set()
         self._thread.join(10)
+        if self.errors and exc_type is None:
+            raise AssertionError(f"PodRecorder({self.job}) failed to poll: {self.errors!r}")
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -55,3 +55,14 @@ def e2e(
         emulated.stop()
         # Captured output: pytest shows it only for a failing test of this module.
         print(f"--- operator log (tail) ---\n{emulated.operator_log_text()[-30000:]}")
+
+
+@pytest.fixture(autouse=True)
+def harness_is_clean(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test on a cluster: nothing the harness caught (recorders, the node) is left."""
+    yield
+    if "e2e" not in request.fixturenames:
+        return
+    cluster: E2ECluster = request.getfixturevalue("e2e")
+    errors = cluster.harness_errors()
+    assert not errors, "the test harness failed during this test: " + "; ".join(errors)

@@ -3,10 +3,12 @@
 Pods run as local processes (``rekindle-train`` from this virtualenv; the
 image name is not pulled), claims are folders under the kubelet's root, and
 the operator is the real ``rekindle operator`` command watching the emulated
-API through a kubeconfig. Faults are the kubelet's and the API's own:
-a preemption marks ``DisruptionTarget`` (PreemptionByScheduler) and deletes
-the pod gracefully, so the trainer gets SIGTERM and saves; a crash is a
-SIGKILL of the container process.
+API through a kubeconfig, as the chart's service account: the chart's rendered
+RBAC is in the cluster, and a call it does not grant is a 403 that fails the
+test. Faults are the kubelet's and the API's own: a preemption (kubectl)
+marks ``DisruptionTarget`` (PreemptionByScheduler) and deletes the pod
+gracefully, so the trainer gets SIGTERM and saves; a crash is a SIGKILL of
+the container process.
 """
 
 from __future__ import annotations
@@ -14,17 +16,16 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from tests.e2e import volume_report
 from tests.e2e.backend import JOB_LABEL, E2ECluster
-from tests.kube import patches
+from tests.kube import chart_rbac
 from tests.kube.cluster import Cluster
 from tests.kube.fixtures import CHART_CRDS, PASSED_THROUGH_ENV
 from tests.kube.kubelet import ProcessKubelet
-from tests.kube.store import DeleteOptions, Store
+from tests.support.kubectl import Kubectl
 from tests.support.operator_process import OperatorProcess
 
 #: The image the scenario manifests name; the process kubelet runs the command, not the image.
@@ -44,6 +45,10 @@ class EmulatedCluster(E2ECluster):
         self.kubelet: ProcessKubelet | None = None
         self.operator: OperatorProcess | None = None
         self.operator_log = workdir / "operator.log"
+        self.recorders = []
+        self._reported_node_errors = 0
+        self.operator_kubeconfig = self.cluster.kubeconfig
+        self.kubectl = Kubectl(self.cluster.kubeconfig, workdir / "kubectl-cache", namespace)
 
     def start(self) -> EmulatedCluster:
         """API server with the chart's CRDs, the namespace, a node, then the operator."""
@@ -52,6 +57,10 @@ class EmulatedCluster(E2ECluster):
         self.cluster.ensure_namespace(self.namespace)
         env = {name: os.environ[name] for name in PASSED_THROUGH_ENV if name in os.environ}
         self.kubelet = self.cluster.start_kubelet(self.workdir / "node", env=env)
+        # The operator runs as the chart's service account: a call its RBAC does not grant
+        # is a 403, and fails the test (harness_errors).
+        identity = chart_rbac.install(self.cluster)
+        self.operator_kubeconfig = self.cluster.kubeconfig_for(identity)
         self.start_operator()
         return self
 
@@ -64,29 +73,29 @@ class EmulatedCluster(E2ECluster):
         except TimeoutError as exc:  # a watch stream that will not close says nothing of Rekindle
             warnings.warn(f"emulated cluster did not stop cleanly: {exc}", stacklevel=2)
 
+    def harness_errors(self) -> list[str]:
+        """The recorders' errors and the process kubelet's pod workers' since the last call."""
+        found = super().harness_errors()
+        denied = self.cluster.emulator.denied
+        found += [f"RBAC denied the operator: {message}" for message in denied]
+        denied.clear()
+        if self.kubelet is not None:
+            new = self.kubelet.errors[self._reported_node_errors :]
+            self._reported_node_errors = len(self.kubelet.errors)
+            found += [f"process kubelet: {type(e).__name__}: {e}" for e in new]
+        return found
+
     def operator_log_text(self) -> str:
         """The operator's output so far (all its restarts)."""
         return self.operator_log.read_text(errors="replace") if self.operator_log.exists() else ""
 
     # --- objects -------------------------------------------------------------------------
 
-    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        return self.cluster.create(manifest, self.namespace)
-
     def get(self, plural: str, name: str) -> dict[str, Any] | None:
         return self.cluster.find(plural, self.namespace, name)
 
-    def patch_job(self, name: str, patch: Mapping[str, Any]) -> None:
-        self.cluster.patch("trainingjobs", self.namespace, name, dict(patch))
-
-    def delete_job(self, name: str) -> None:
-        self.cluster.delete("trainingjobs", self.namespace, name, propagation_policy="Background")
-
     def pods(self, job: str) -> list[dict[str, Any]]:
         return self.cluster.list("pods", self.namespace, f"{JOB_LABEL}={job}")
-
-    def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
-        return self.cluster.events_for(obj)
 
     def pod_history(self, pod: str) -> list[dict[str, Any]]:
         return self.cluster.history("pods", self.namespace, pod)
@@ -109,31 +118,6 @@ class EmulatedCluster(E2ECluster):
 
     # --- faults and the operator -----------------------------------------------------------
 
-    def preempt(self, pod: str) -> None:
-        namespace = self.namespace
-        resource = self.cluster.resource("pods")
-
-        def preempt(store: Store) -> None:
-            current = store.find(resource, namespace, pod)
-            conditions = [
-                c
-                for c in (current.get("status") or {}).get("conditions") or []
-                if c.get("type") != "DisruptionTarget"
-            ]
-            conditions.append(
-                {
-                    "type": "DisruptionTarget",
-                    "status": "True",
-                    "reason": "PreemptionByScheduler",
-                    "message": "default-scheduler: preempting to accommodate a higher priority pod",
-                }
-            )
-            body = {"status": {"conditions": conditions}}
-            store.patch(resource, namespace, pod, patches.MERGE, body, "status")
-            store.delete(resource, namespace, pod, DeleteOptions(None, None))
-
-        self.cluster.call(preempt)
-
     def crash(self, pod: str) -> None:
         self.node.kill(self.namespace, pod)
 
@@ -146,5 +130,5 @@ class EmulatedCluster(E2ECluster):
             if self.operator is not None:
                 self.operator.kill()
         self.operator = OperatorProcess(
-            self.cluster.kubeconfig, self.operator_log, ["-A", "--standalone"]
+            self.operator_kubeconfig, self.operator_log, ["-A", "--standalone"]
         ).start()

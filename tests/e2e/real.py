@@ -37,6 +37,7 @@ from typing import Any
 
 from tests.e2e import volume_report
 from tests.e2e.backend import JOB_LABEL, E2ECluster, wait_until
+from tests.support.kubectl import Kubectl
 from tests.support.operator_process import OperatorProcess
 
 GROUP, VERSION, PLURAL = "rekindle.dev", "v1alpha1", "trainingjobs"
@@ -118,6 +119,8 @@ class RealCluster(E2ECluster):
         self.core: Any = client.CoreV1Api(self.api)
         self.custom: Any = client.CustomObjectsApi(self.api)
         self.local_operator: OperatorProcess | None = None
+        self.recorders = []
+        self.kubectl = Kubectl(Path(settings.kubeconfig), workdir / "kubectl-cache", self.namespace)
         self.killed_operator_pods: set[str] = set()
         self._history: dict[str, list[dict[str, Any]]] = {}
         self._history_lock = threading.Lock()
@@ -188,19 +191,6 @@ class RealCluster(E2ECluster):
 
     # --- objects -----------------------------------------------------------------------------
 
-    def apply(self, manifest: Mapping[str, Any]) -> dict[str, Any]:
-        body = dict(manifest)
-        kind = body.get("kind")
-        if kind == "TrainingJob":
-            created: dict[str, Any] = self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, body
-            )
-            return created
-        if kind == "PersistentVolumeClaim":
-            claim = self.core.create_namespaced_persistent_volume_claim(self.namespace, body)
-            return self._plain(claim)
-        raise ValueError(f"apply: kind {kind!r} is not used by the scenarios")
-
     def get(self, plural: str, name: str) -> dict[str, Any] | None:
         ns = self.namespace
         if plural == "trainingjobs":
@@ -217,42 +207,9 @@ class RealCluster(E2ECluster):
         obj = self._ignore(404, readers[plural], name, ns)
         return None if obj is None else self._plain(obj)
 
-    def patch_job(self, name: str, patch: Mapping[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            self.namespace,
-            PLURAL,
-            name,
-            dict(patch),
-            _content_type="application/merge-patch+json",
-        )
-
-    def delete_job(self, name: str) -> None:
-        self.custom.delete_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, PLURAL, name, propagation_policy="Background"
-        )
-
     def pods(self, job: str) -> list[dict[str, Any]]:
         found = self.core.list_namespaced_pod(self.namespace, label_selector=f"{JOB_LABEL}={job}")
         return [self._plain(pod) for pod in found.items]
-
-    def events(self, obj: Mapping[str, Any]) -> list[dict[str, Any]]:
-        uid = obj["metadata"]["uid"]
-        found = self.core.list_namespaced_event(
-            self.namespace, field_selector=f"involvedObject.uid={uid}"
-        )
-        events = [self._plain(e) for e in found.items]
-
-        def when(event: Mapping[str, Any]) -> str:
-            meta = event.get("metadata") or {}
-            return str(
-                event.get("eventTime")
-                or event.get("firstTimestamp")
-                or meta.get("creationTimestamp")
-            )
-
-        return sorted(events, key=when)
 
     # --- helper pods ---------------------------------------------------------------------------
 
@@ -317,23 +274,6 @@ class RealCluster(E2ECluster):
         return document
 
     # --- faults and the operator -------------------------------------------------------------
-
-    def preempt(self, pod: str) -> None:
-        condition = {
-            "type": "DisruptionTarget",
-            "status": "True",
-            "reason": "PreemptionByScheduler",
-            "message": "default-scheduler: preempting to accommodate a higher priority pod",
-        }
-        # Strategic merge: conditions merge by type, the kubelet's own stay. (This client
-        # version would pick JSON Patch for a PATCH unless told otherwise.)
-        self.core.patch_namespaced_pod_status(
-            pod,
-            self.namespace,
-            {"status": {"conditions": [condition]}},
-            _content_type="application/strategic-merge-patch+json",
-        )
-        self.core.delete_namespaced_pod(pod, self.namespace)
 
     def crash(self, pod: str) -> None:
         found = self.core.read_namespaced_pod(pod, self.namespace)

@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rekindle_operator import validation
-from rekindle_trainer import store
+from rekindle_operator.resources import validation
+from rekindle_trainer.checkpoint import store
 from tests.e2e import manifests, volume_report
 from tests.e2e.backend import E2ECluster, PodRecorder
 from tests.e2e.conftest import KUBECONFIG_ENV, SKIP_REASON
@@ -127,6 +127,7 @@ class _FakePods(E2ECluster):
 
     def __init__(self) -> None:
         self.current: list[dict[str, Any]] = []
+        self.recorders = []
 
     def pods(self, job: str) -> list[dict[str, Any]]:
         return list(self.current)
@@ -165,6 +166,21 @@ def test_recorder_sees_ends_gaps_and_two_live_pods() -> None:
     assert second.ended is None
     assert third.ended is None
     assert recorder.max_live == 2, "two pods at once is what the scenarios assert never happens"
+
+
+class _BrokenPods(_FakePods):
+    def pods(self, job: str) -> list[dict[str, Any]]:
+        raise RuntimeError("the API went away")
+
+
+def test_recorder_errors_fail_the_block_and_each_tests_teardown() -> None:
+    cluster = _BrokenPods()
+    with pytest.raises(AssertionError, match="failed to poll"), PodRecorder(cluster, "job", 0.01):
+        time.sleep(0.1)
+    errors = cluster.harness_errors()  # what tests/e2e/conftest.py asserts empty after each test
+    assert errors
+    assert "RuntimeError: the API went away" in errors[0]
+    assert cluster.harness_errors() == [], "reported once"
 
 
 def test_cluster_settings_reject_an_unknown_operator_mode(monkeypatch: pytest.MonkeyPatch) -> None:

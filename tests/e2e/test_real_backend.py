@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rekindle_trainer import store
+from rekindle_trainer.checkpoint import store
 from tests.e2e import manifests, volume_report
 from tests.e2e.real import RealCluster, Settings
 from tests.kube.cluster import Cluster
@@ -64,7 +64,7 @@ def test_real_backend_drives_the_api_faults_and_operator(
     name = "sleeper"
     real.apply(_sleeper(name, real.trainer_image))
     real.wait_pod_running(f"{name}-1", timeout=60)
-    assert real.get_tj_row(name)["Phase"] in {"Pending", "Running"}
+    assert real.get_tj_row(name)["PHASE"] in {"Pending", "Running"}
 
     real.preempt(f"{name}-1")
     real.wait_pod_running(f"{name}-2", timeout=60)

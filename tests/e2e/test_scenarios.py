@@ -1,10 +1,13 @@
 """End to end: the real operator and the real trainer on the digits example, with faults.
 
-Each scenario applies a TrainingJob and checks what a user would check:
-``kubectl get tj`` (phase, epoch, best, restarts), ``kubectl describe tj``
-(conditions and events) and the files on the checkpoint volume. The bodies
-only use :class:`tests.e2e.backend.E2ECluster`, so they run on the emulated
-cluster here and on a real one with ``REKINDLE_E2E_KUBECONFIG``.
+Each scenario does what a user does, with the real kubectl: ``kubectl apply -f``
+a TrainingJob (validated by the server), ``kubectl wait --for=condition=…``,
+``kubectl delete pod`` after marking it preempted, ``kubectl patch tj`` to
+suspend, and checks what a user checks: ``kubectl get tj -o wide`` (its
+printed columns), ``kubectl describe tj`` (conditions and events),
+``kubectl logs`` and the files on the checkpoint volume. The bodies only use
+:class:`tests.e2e.backend.E2ECluster`, so the same kubectl commands run on
+the emulated cluster here and on a real one with ``REKINDLE_E2E_KUBECONFIG``.
 """
 
 from __future__ import annotations
@@ -49,8 +52,8 @@ class Finished:
 
 
 def finish(e2e: E2ECluster, name: str, recorder: PodRecorder, started: float) -> Finished:
-    """Wait for Succeeded, then read everything a user would look at."""
-    e2e.wait_phase(name, "Succeeded", timeout=RUN_TIMEOUT)
+    """``kubectl wait`` for Succeeded, then read everything a user would look at."""
+    e2e.wait_condition(name, "Succeeded", timeout=RUN_TIMEOUT)
     return Finished(
         name=name,
         row=e2e.get_tj_row(name),
@@ -90,11 +93,16 @@ def reference(e2e: E2ECluster) -> Finished:
 def test_a_no_fault_succeeds_early_stopped(reference: Finished) -> None:
     status = reference.status
     # kubectl get tj -o wide
-    assert reference.row["Phase"] == "Succeeded"
-    assert reference.row["Reason"] == "EarlyStopped"
-    assert reference.row["Restarts"] == 0
-    assert reference.row["Epoch"] == status["earlyStopEpoch"]
-    assert reference.row["Best"] == status["bestMetric"]["value"]
+    row = reference.row
+    assert list(row) == ["NAME", "PHASE", "EPOCH", "BEST", "RESTARTS", "WORKERS", "REASON", "AGE"]
+    assert (row["NAME"], row["PHASE"], row["REASON"], row["RESTARTS"]) == (
+        "digits",
+        "Succeeded",
+        "EarlyStopped",
+        "0",
+    )
+    assert row["EPOCH"] == str(status["earlyStopEpoch"])
+    assert float(row["BEST"]) == status["bestMetric"]["value"]
     stop = status["earlyStopEpoch"]
     assert 8 < stop < 40, "early stopping must fire well inside the budget, after the faults of b"
     # kubectl describe tj
@@ -117,6 +125,23 @@ def test_a_no_fault_succeeds_early_stopped(reference: Finished) -> None:
     assert reference.volume["finished"]["outcome"] == "early_stopped"
     kept = [c for c in reference.volume["checkpoints"] if "corrupt" not in c]
     assert len(kept) <= 3 + 1, "keep: 3 newest plus the best"
+
+
+def test_a_logs_tell_how_the_trainer_ended(e2e: E2ECluster, reference: Finished) -> None:
+    # kubectl logs digits-1: the trainer's own account of its end
+    printed = e2e.logs("digits-1")
+    assert "termination message:" in printed
+    assert '"outcome":"early_stopped"' in printed
+    assert f'"epoch":{reference.status["earlyStopEpoch"]}' in printed
+
+
+def test_explain_documents_the_resource(e2e: E2ECluster) -> None:
+    # kubectl explain tj.spec.earlyStopping: the CRD's own documentation, from the server
+    explained = e2e.explain("tj.spec.earlyStopping")
+    assert "KIND:       TrainingJob" in explained
+    assert "FIELD: earlyStopping <Object>" in explained
+    for field in ("monitor", "mode", "patience", "minDelta", "restoreBestWeights"):
+        assert f"  {field}\t<" in explained, field
 
 
 # ---------------------------------------------------------------------------
@@ -149,12 +174,13 @@ def test_b_preemptions_and_a_crash_end_as_the_uninterrupted_run(
         assert ended["exitCode"] == 143, pod
         assert message_of(ended.get("message"))["outcome"] == "preempted"
     assert e2e.termination(f"{name}-3")["exitCode"] == 137
-    # kubectl get tj
-    assert done.row["Phase"] == "Succeeded"
-    assert done.row["Reason"] == "EarlyStopped"
-    assert done.row["Restarts"] == 3
-    assert done.row["Epoch"] == reference.row["Epoch"]
-    assert done.row["Best"] == reference.row["Best"]
+    # kubectl get tj -o wide
+    assert (done.row["PHASE"], done.row["REASON"], done.row["RESTARTS"]) == (
+        "Succeeded",
+        "EarlyStopped",
+        "3",
+    )
+    assert (done.row["EPOCH"], done.row["BEST"]) == (reference.row["EPOCH"], reference.row["BEST"])
     assert status["restarts"] == {
         "total": 3,
         "failures": 1,
@@ -192,7 +218,7 @@ def test_c_crash_loop_fails_after_max_restarts_with_backoff(e2e: E2ECluster) -> 
             name, e2e.trainer_image, max_restarts=max_restarts, backoff=backoff
         )
         e2e.apply(job)
-        e2e.wait_phase(name, "Failed", timeout=120)
+        e2e.wait_condition(name, "Failed", timeout=120)
         time.sleep(2)  # a (wrong) further attempt would show up by now
         pods = recorder.pods()
     description = e2e.describe(name)
@@ -208,7 +234,7 @@ def test_c_crash_loop_fails_after_max_restarts_with_backoff(e2e: E2ECluster) -> 
         assert delay - 0.3 <= gap <= delay + 10, (following.name, gap, delay)
         assert following.created - ended.created >= delay
     row = e2e.get_tj_row(name)
-    assert (row["Phase"], row["Reason"], row["Restarts"]) == ("Failed", "MaxRestartsExceeded", 2)
+    assert (row["PHASE"], row["REASON"], row["RESTARTS"]) == ("Failed", "MaxRestartsExceeded", "2")
     assert status["restarts"] == {
         "total": 2,
         "failures": 2,
@@ -233,7 +259,7 @@ def test_d_user_code_that_cannot_import_fails_at_once(e2e: E2ECluster) -> None:
         e2e.apply(
             manifests.digits(name, e2e.trainer_image, entrypoint="rekindle_e2e_missing.model:build")
         )
-        e2e.wait_phase(name, "Failed", timeout=120)
+        e2e.wait_condition(name, "Failed", timeout=120)
         time.sleep(2)  # a (wrong) restart would show up by now
         pods = recorder.pods()
     description = e2e.describe(name)
@@ -243,7 +269,7 @@ def test_d_user_code_that_cannot_import_fails_at_once(e2e: E2ECluster) -> None:
     assert ended["exitCode"] == 2
     assert message_of(ended.get("message"))["outcome"] == "invalid"
     row = e2e.get_tj_row(name)
-    assert (row["Phase"], row["Reason"], row["Restarts"]) == ("Failed", "InvalidConfig", 0)
+    assert (row["PHASE"], row["REASON"], row["RESTARTS"]) == ("Failed", "InvalidConfig", "0")
     assert status["attempt"] == 1
     assert status["lastAttemptEnd"]["exitCode"] == 2
     assert "rekindle_e2e_missing" in status["lastAttemptEnd"]["message"]
@@ -286,7 +312,7 @@ def test_e_operator_killed_mid_job_and_restarted(e2e: E2ECluster, reference: Fin
         "byCause": {"Deleted": 1},
     }
     assert status["attempt"] == 2
-    assert (done.row["Phase"], done.row["Restarts"]) == ("Succeeded", 1)
+    assert (done.row["PHASE"], done.row["RESTARTS"]) == ("Succeeded", "1")
     assert status["earlyStopEpoch"] == reference.status["earlyStopEpoch"]
     assert done.final["model_sha256"] == reference.final["model_sha256"]
     reasons = done.description.reasons()
@@ -326,7 +352,7 @@ def test_f_suspend_saves_and_resume_continues(e2e: E2ECluster, reference: Finish
         if saved["trigger"] != "sigterm":
             # SIGTERM right after an epoch's save: that checkpoint already holds this state.
             assert (saved["trigger"], saved["step_in_epoch"]) == ("epoch", 0), saved
-        assert (row["Phase"], row["Restarts"]) == ("Suspended", 0)
+        assert (row["PHASE"], row["RESTARTS"]) == ("Suspended", "0")
         assert suspended["status"]["reason"] == "Suspended"
         assert on_suspend.condition("Suspended") == ("True", "Suspended")
         assert ("Normal", "Suspended") in on_suspend.reasons()
@@ -341,7 +367,10 @@ def test_f_suspend_saves_and_resume_continues(e2e: E2ECluster, reference: Finish
     assert status["restarts"]["total"] == 0, "a suspension is not a restart"
     epoch, step = saved["epoch"], saved["step"]
     resumed = [m for t, r, m in done.description.events if r == "Resumed"]
-    assert resumed == [f"resumed; starting attempt 2 from epoch {epoch} step {step}"]
+    assert resumed == [
+        "resumed; starting attempt 2 from the newest valid checkpoint "
+        f"(last reported: epoch {epoch} step {step})"
+    ]
     # it continued from the saved checkpoint, and ended where the uninterrupted run did
     later = [c for c in done.volume["checkpoints"] if "corrupt" not in c and c["attempt"] == 2]
     assert later

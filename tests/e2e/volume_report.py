@@ -7,7 +7,7 @@ and a SHA-256 of each checkpoint's model weights (so that two runs can be
 compared bitwise without copying the arrays).
 
 The module needs only the standard library, NumPy and
-:mod:`rekindle_trainer.store`, all of which the trainer image has: on a real
+:mod:`rekindle_trainer.checkpoint.store`, all of which the trainer image has: on a real
 cluster its source runs as ``python3 -c SOURCE FOLDER`` inside a helper pod that
 mounts the claim, and prints the document (``python3 -c SOURCE FOLDER EPOCH TIMEOUT``
 first waits for a checkpoint of that epoch, so that a fault lands right after
@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rekindle_trainer import store
+from rekindle_trainer.checkpoint import store
 
 
 def model_digest(checkpoint: store.Loaded) -> str:

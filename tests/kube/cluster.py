@@ -19,6 +19,7 @@ import asyncio
 import builtins
 import concurrent.futures
 import copy
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -30,7 +31,7 @@ import aiohttp.web
 import kmock
 import yaml
 
-from tests.kube import patches
+from tests.kube import patches, rbac
 from tests.kube.emulator import ClusterEmulator
 from tests.kube.kubelet import ProcessKubelet
 from tests.kube.store import NAMESPACES, DeleteOptions, Store
@@ -42,6 +43,10 @@ ResourceRef = str | kmock.resource
 #: (and again for the cancelled one to end): handlers answer in milliseconds, and a watch
 #: ends as soon as it is told to, so only a stuck one waits this long.
 SHUTDOWN_GRACE = 0.5
+
+
+class HarnessError(AssertionError):
+    """The test harness itself failed (a pod worker of the process kubelet raised)."""
 
 
 class PromptServer(aiohttp.test_utils.RawTestServer):
@@ -96,14 +101,24 @@ def resource_of(resources: kmock.ResourcesArray, obj: Mapping[str, Any]) -> kmoc
     raise KeyError(f"no resource of kind {kind!r} in {api_version!r} is declared in the emulator")
 
 
-def kubeconfig_text(server_url: str, namespace: str = "default") -> str:
-    """A kubeconfig whose only context points at ``server_url`` (plain HTTP, a dummy token)."""
+def kubeconfig_text(
+    server_url: str,
+    namespace: str = "default",
+    token: str = "emulated-cluster-token",
+    identity: rbac.Identity | None = None,
+) -> str:
+    """A kubeconfig whose only context points at ``server_url`` (plain HTTP, a bearer token;
+    with ``identity``, also kubectl's impersonation of it)."""
+    user: dict[str, Any] = {"token": token}
+    if identity is not None:
+        user["as"] = identity.user
+        user["as-groups"] = [g for g in identity.groups if g != rbac.AUTHENTICATED]
     return yaml.safe_dump(
         {
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "emulated", "cluster": {"server": server_url}}],
-            "users": [{"name": "tester", "user": {"token": "emulated-cluster-token"}}],
+            "users": [{"name": "tester", "user": user}],
             "contexts": [
                 {
                     "name": "emulated",
@@ -118,8 +133,10 @@ def kubeconfig_text(server_url: str, namespace: str = "default") -> str:
 class Cluster:
     """The emulated API server (and optionally more, see ``on_start``) on a background loop."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        """Prepare (``start`` serves): files under ``workdir``; ``port`` None picks a free one."""
         self.workdir = workdir
+        self.port = port
         self.kubeconfig = workdir / "kubeconfig"
         self.url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,12 +174,25 @@ class Cluster:
         self._emulator = ClusterEmulator()
         async with (
             self._emulator,
-            kmock.Server(self._emulator, host="127.0.0.1", server_cls=PromptServer) as server,
+            kmock.Server(
+                self._emulator, host="127.0.0.1", port=self.port, server_cls=PromptServer
+            ) as server,
         ):
             self.url = str(server.url).rstrip("/")
+            collector = asyncio.create_task(self._emulator.run_garbage_collector())
             self._ready.set()
             await self._stopping.wait()
+            collector.cancel()
             self._emulator.end_watches()  # then the server closes connections and cancels the rest
+
+    def kubeconfig_for(self, identity: rbac.Identity, namespace: str = "default") -> Path:
+        """A kubeconfig whose calls are ``identity``'s, checked by RBAC (see rbac.py)."""
+        token = "identity-" + hashlib.sha256(identity.user.encode()).hexdigest()[:24]
+        self.emulator.identities[token] = identity
+        safe = "".join(c if c.isalnum() else "-" for c in identity.user)
+        path = self.workdir / f"kubeconfig-{safe}"
+        path.write_text(kubeconfig_text(self.url, namespace, token, identity))
+        return path
 
     def start_kubelet(self, root: Path, **options: Any) -> ProcessKubelet:
         """Start a :class:`ProcessKubelet` on the server's loop (options as its constructor's)."""
@@ -173,7 +203,25 @@ class Cluster:
         return kubelet
 
     def stop(self, timeout: float = 30) -> None:
-        """Stop the kubelet (its processes are killed), then the server, and join its thread."""
+        """Stop the kubelet (its processes are killed), then the server, and join its thread.
+
+        Raises:
+            HarnessError: after stopping, when the kubelet's pod workers or the garbage
+                collector failed during the run: a test must not pass over a broken node.
+        """
+        kubelet, emulator = self.kubelet, self._emulator
+        self._stop(timeout)
+        errors = [
+            *(kubelet.errors if kubelet is not None else []),
+            *(emulator.gc_errors if emulator is not None else []),
+        ]
+        if errors:
+            raise HarnessError(
+                f"the process kubelet or the garbage collector failed {len(errors)} time(s): "
+                + "; ".join(f"{type(e).__name__}: {e}" for e in errors)
+            )
+
+    def _stop(self, timeout: float) -> None:
         if self.kubelet is not None and self._loop is not None and self._loop.is_running():
             self.run(self.kubelet.stop(), timeout)
             self.kubelet = None

@@ -12,6 +12,8 @@
 * ``kubelet``: a :class:`~tests.kube.kubelet.ProcessKubelet` running the pods
   of ``kube_api`` under ``tmp_path/node`` (faults: ``kill``, ``oom_kill``,
   ``evict``, ``lose_node``; ``unpullable``; ``volume_path``).
+* ``kubectl``: the real ``kubectl`` (:class:`~tests.support.kubectl.Kubectl`) with a
+  kubeconfig for ``kube_api`` (skipped without kubectl locally, failed under ``CI=true``).
 * ``kopf_runner``: a function ``(args, env=None) -> KopfProcess`` that starts
   ``kopf run ARGS`` against ``kube_api`` (stopped at teardown; its log is
   printed when the test fails).
@@ -30,6 +32,7 @@ from tests.kube.cluster import Cluster
 from tests.kube.kopf_process import KopfProcess
 from tests.kube.kubelet import ProcessKubelet
 from tests.support.deps import REPO_ROOT
+from tests.support.kubectl import Kubectl
 
 KopfRunner = Callable[..., KopfProcess]
 
@@ -64,6 +67,12 @@ def kubelet_options() -> dict[str, Any]:
 def kubelet(kube_api: Cluster, tmp_path: Path, kubelet_options: dict[str, Any]) -> ProcessKubelet:
     """A process kubelet on ``kube_api`` (stopped, with its processes, when the cluster stops)."""
     return kube_api.start_kubelet(tmp_path / "node", **kubelet_options)
+
+
+@pytest.fixture
+def kubectl(kube_api: Cluster, tmp_path: Path) -> Kubectl:
+    """``kubectl`` against ``kube_api``, as a user runs it (its own discovery cache)."""
+    return Kubectl(kube_api.kubeconfig, tmp_path / "kubectl-cache")
 
 
 @pytest.fixture

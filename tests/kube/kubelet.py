@@ -7,8 +7,12 @@ folders (claims by name under ``volumes/``, ``emptyDir`` per pod) and its
 termination message file, and patches ``pods/status`` with the phase and
 ``containerStatuses`` a kubelet would report. A pod being deleted gets SIGTERM,
 then SIGKILL after its grace period; then the kubelet removes the pod object
-(a delete with grace 0). Faults are injected from tests with :meth:`kill`,
-:meth:`oom_kill`, :meth:`evict`, :meth:`lose_node`, and :attr:`unpullable`.
+(a delete with grace 0). A pod with scheduling gates waits, unbound and
+``SchedulingGated``, until they are removed. Pods named under a headless Service
+(``hostname`` and ``subdomain``) reach each other through :attr:`dns` (test-only
+cluster DNS: their ports and ``TF_CONFIG`` addresses map to loopback). Faults are
+injected from tests with :meth:`kill`, :meth:`oom_kill`, :meth:`evict`,
+:meth:`lose_node`, and :attr:`unpullable`.
 
 Every method that tests call is synchronous and thread-safe: the kubelet lives
 on the emulated cluster's event loop and the calls are passed to it.
@@ -33,7 +37,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tests.kube import podlogs, podspec, podstatus
+from tests.kube import dns, podlogs, podspec, podstatus
 from tests.kube.kopf_process import free_port
 
 T = TypeVar("T")
@@ -153,22 +157,16 @@ class _PodWorker:
 
     async def _run(self) -> None:
         if not self.pod.get("spec", {}).get("nodeName"):
-            if self.deleting:
+            if self.deleting or not await self.ungated():
                 return
             wanted = self.pod["spec"].get("nodeSelector") or {}
             labels = self.kubelet.node_labels
             if any(labels.get(key) != value for key, value in wanted.items()):
-                status = dict(self.pod.get("status") or {})
-                status["conditions"] = [
-                    {
-                        "type": "PodScheduled",
-                        "status": "False",
-                        "reason": "Unschedulable",
-                        "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node "
-                        f"affinity/selector (node labels {labels})",
-                    }
-                ]
-                await self.report(status)
+                await self.report_unscheduled(
+                    "Unschedulable",
+                    "0/1 nodes are available: 1 node(s) didn't match Pod's node "
+                    f"affinity/selector (node labels {labels})",
+                )
                 return  # stays Pending, as with no matching node
             if not await self.claims_bound():
                 return  # deleted while waiting (an unbound pod goes at once)
@@ -198,6 +196,26 @@ class _PodWorker:
             return
         await self.run_container(plan)
 
+    async def report_unscheduled(self, reason: str, message: str) -> None:
+        """The scheduler's word on a pod it does not place: PodScheduled False."""
+        status = dict(self.pod.get("status") or {})
+        status["conditions"] = [
+            {"type": "PodScheduled", "status": "False", "reason": reason, "message": message}
+        ]
+        await self.report(status)
+
+    async def ungated(self) -> bool:
+        """As the scheduler: a pod with scheduling gates waits (SchedulingGated) until they go."""
+        if not self.pod["spec"].get("schedulingGates"):
+            return True
+        await self.report_unscheduled(
+            "SchedulingGated", "Scheduling is blocked due to non-empty scheduling gates"
+        )
+        await self.until(
+            lambda: self.gone or self.deleting or not self.pod["spec"].get("schedulingGates")
+        )
+        return not (self.gone or self.deleting)
+
     async def claims_bound(self) -> bool:
         """As the scheduler: wait (Pending, Unschedulable) until every claim exists and is bound."""
         try:
@@ -208,22 +226,16 @@ class _PodWorker:
             unbound = [c for c in claims if not await self.kubelet.claim_bound(self.namespace, c)]
             if not unbound:
                 return True
-            status = dict(self.pod.get("status") or {})
-            status["conditions"] = [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": f"persistentvolumeclaim {unbound[0]!r} not found or not bound",
-                }
-            ]
-            await self.report(status)
+            await self.report_unscheduled(
+                "Unschedulable", f"persistentvolumeclaim {unbound[0]!r} not found or not bound"
+            )
             if await self.until(lambda: self.gone or self.deleting, timeout=0.2):
                 return False
 
     async def prepare(self) -> podspec.LaunchPlan:
         """Provision volumes and resolve ConfigMap and Secret references."""
         sources = podspec.volume_sources(self.pod)
+        container_ports = podspec.container_ports(self.pod)
         objects: dict[tuple[str, str], dict[str, str]] = {}
         for kind, name in podspec.referenced_objects(self.pod):
             obj = await self.kubelet.get(f"/api/v1/namespaces/{self.namespace}/{kind}/{name}")
@@ -253,8 +265,12 @@ class _PodWorker:
             objects=objects,
             base_env=self.kubelet.base_env(self.pod_dir),
             images=self.kubelet.images,
-            ports={port: free_port() for port in podspec.container_ports(self.pod)},
+            ports={port: self.kubelet.pod_port(self.pod, port) for port in container_ports},
         )
+        if dns.TF_CONFIG in plan.env:
+            plan.env[dns.TF_CONFIG] = self.kubelet.dns.rewrite_tf_config(
+                plan.env[dns.TF_CONFIG], self.namespace
+            )
         plan.cwd.mkdir(parents=True, exist_ok=True)
         Path(plan.env.get("HOME", str(self.pod_dir / "home"))).mkdir(parents=True, exist_ok=True)
         plan.termination_log.parent.mkdir(parents=True, exist_ok=True)
@@ -400,6 +416,8 @@ class ProcessKubelet:
         self._watcher: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        #: Test-only cluster DNS: the host port behind each pod name under a headless Service.
+        self.dns = dns.ClusterDns(free_port)
 
     # --- life cycle (on the cluster's loop) -----------------------------------------
 
@@ -604,6 +622,15 @@ class ProcessKubelet:
         bin_dir = str(Path(sys.executable).parent)
         path = os.pathsep.join([bin_dir, os.environ.get("PATH", "/usr/bin:/bin")])
         return {"PATH": path, "HOME": str(pod_dir / "home"), "LANG": "C.UTF-8", **self.extra_env}
+
+    def pod_port(self, pod: Mapping[str, Any], port: int) -> int:
+        """The host port for a container port: the pod's DNS name's, if it has one."""
+        spec = pod.get("spec") or {}
+        hostname, subdomain = spec.get("hostname"), spec.get("subdomain")
+        if hostname and subdomain:
+            namespace = str(pod["metadata"]["namespace"])
+            return self.dns.host_port(namespace, str(subdomain), str(hostname), port)
+        return self.dns.free_port()
 
     def volume_path(self, namespace: str, claim: str) -> Path:
         """The folder that stands in for volume claim ``claim`` (it outlives pods)."""

@@ -254,9 +254,14 @@ def strategic_merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+def media_type(content_type: str) -> str:
+    """The media type of a ``Content-Type`` header, without parameters, in lower case."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def apply(content_type: str, target: Any, patch: Any) -> Any:
     """Apply ``patch`` to ``target`` by the request's ``Content-Type``."""
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     if media == MERGE:
         if not isinstance(patch, Mapping):
             raise PatchFormatError("merge patch: the body must be a JSON object")

@@ -19,7 +19,7 @@ from tests.kube.store import ApiError
 #: Query parameters a real API server takes on pods/log that the emulator does not emulate.
 UNSUPPORTED = ("sinceSeconds", "sinceTime", "limitBytes")
 #: Boolean parameters whose ``true`` asks for a behaviour the emulator does not emulate.
-UNSUPPORTED_FLAGS = ("follow", "timestamps")
+UNSUPPORTED_FLAGS = ("timestamps",)
 #: What Go's strconv.ParseBool accepts (the API server parses booleans with it).
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
@@ -49,6 +49,8 @@ class LogOptions:
     container: str
     previous: bool
     tail_lines: int | None
+    #: Stream the output as it is written until the container ends (``kubectl logs -f``).
+    follow: bool = False
 
 
 def parse_bool(field: str, text: str) -> bool:
@@ -137,11 +139,33 @@ def parse_options(pod: Mapping[str, Any], params: Mapping[str, str]) -> LogOptio
                 400, "BadRequest", f"{field}=true on pods/log is not emulated; leave it out"
             )
     previous = parse_bool("previous", params["previous"]) if params.get("previous") else False
+    follow = parse_bool("follow", params["follow"]) if params.get("follow") else False
     return LogOptions(
         container=choose_container(pod, params.get("container", "")),
         previous=previous,
         tail_lines=parse_tail_lines(params.get("tailLines")),
+        follow=follow,
     )
+
+
+def container_ended(pod: Mapping[str, Any] | None, restarts: int) -> bool:
+    """Whether the followed container instance is over (gone, terminated, or restarted)."""
+    if pod is None:
+        return True
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    if not statuses:
+        return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+    first = statuses[0]
+    return (
+        bool((first.get("state") or {}).get("terminated"))
+        or int(first.get("restartCount") or 0) != restarts
+    )
+
+
+def restart_count(pod: Mapping[str, Any]) -> int:
+    """The first container's restart count (0 when no status yet)."""
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return int(statuses[0].get("restartCount") or 0) if statuses else 0
 
 
 def tail(text: str, lines: int | None) -> str:

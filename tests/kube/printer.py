@@ -6,7 +6,8 @@ version of a ``CustomResourceDefinition`` (NAME first, then the CRD's own,
 JSONPath forms CRDs use (``.status.phase``, ``.items[0]``,
 ``.status.conditions[?(@.type=="Ready")].status``) and :func:`rows` gives one
 dict per object, as a table a test can assert on. ``date`` columns print as
-kubectl's age (``42s``, ``5m``, ``3h``, ``2d``).
+kubectl's age (``42s``, ``2m30s``, ``45m``, ``3h20m``, ``2d5h``), as the API server's
+``duration.HumanDuration`` writes it.
 """
 
 from __future__ import annotations
@@ -83,14 +84,43 @@ def jsonpath(obj: Any, path: str) -> Any:
     return node
 
 
+def human_duration(seconds: float) -> str:
+    """Kubernetes' ``duration.HumanDuration``: ``5s``, ``2m30s``, ``45m``, ``3h20m``, ``2d5h``."""
+    whole = int(seconds)
+    if whole < -1:
+        return "<invalid>"
+    if whole < 0:
+        return "0s"
+    if whole < 120:
+        return f"{whole}s"
+    minutes = whole // 60
+    if minutes < 10:
+        return f"{minutes}m{whole % 60}s" if whole % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    hours = whole // 3600
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{hours // 24}d{hours % 24}h" if hours % 24 else f"{hours // 24}d"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24}d"
+    if hours < 24 * 365 * 8:
+        years, days = hours // 24 // 365, (hours // 24) % 365
+        return f"{years}y{days}d" if days else f"{years}y"
+    return f"{hours // 24 // 365}y"
+
+
+def parse_time(timestamp: str) -> datetime.datetime:
+    """An RFC 3339 timestamp (``Z`` or an offset; fractions of a second allowed)."""
+    return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+
+
 def age(timestamp: str, now: datetime.datetime) -> str:
-    """kubectl's short age of an RFC 3339 timestamp."""
-    then = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-    seconds = max(0, int((now - then).total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit != "d" else 1):
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+    """kubectl's age of an RFC 3339 timestamp (``translateTimestampSince``)."""
+    return human_duration((now - parse_time(timestamp)).total_seconds())
 
 
 def rows(

@@ -39,7 +39,7 @@ def declare_defaults(resources: kmock.ResourcesArray) -> None:
         namespaced=True,
         verbs=CRUD_VERBS,
         shortnames={"tj"},
-        categories={"rekindle", "all"},
+        categories={"rekindle"},
         subresources={"status"},
     )
     resources[KOPF_PEERINGS] = kmock.ResourceInfo(

@@ -17,6 +17,7 @@ thread-safe: the emulator calls it from its event loop only.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime
 import random
@@ -28,7 +29,7 @@ from typing import Any, Literal
 
 import kmock
 
-from tests.kube import patches, resources, schema, selectors, validation
+from tests.kube import event_versions, patches, resources, schema, selectors, validation
 
 EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 Key = tuple[kmock.resource, str | None, str]
@@ -42,6 +43,7 @@ CRDS = kmock.resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 #: The default grace period of a pod (``spec.terminationGracePeriodSeconds``).
 DEFAULT_GRACE_SECONDS = 30
 FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
 
 
 class ApiError(Exception):
@@ -75,6 +77,27 @@ class WatchEvent:
     type: EventType
     object: dict[str, Any]
     old: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Alias:
+    """A resource served from another's objects, as ``events.k8s.io/v1`` Events are core Events.
+
+    Its requests act on ``stored_as``: bodies go in through ``to_stored`` and objects
+    come out through ``to_view``; field selectors apply to the objects as viewed.
+    """
+
+    stored_as: kmock.resource
+    to_view: Callable[[Mapping[str, Any]], dict[str, Any]]
+    to_stored: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+#: The resources an API server serves from another's storage.
+ALIASES = {
+    event_versions.EVENTS_V1: Alias(
+        event_versions.CORE_EVENTS, event_versions.to_events_v1, event_versions.to_core
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -131,12 +154,26 @@ class Store:
     objects: kmock.ObjectsArray
     clock: Callable[[], datetime.datetime] = _utcnow
     revision: int = 1
+    #: The newest changes, oldest first; at most ``history_limit`` (the API server's watch
+    #: window): a watch from a version older than the window gets 410 Gone (``compacted``).
     log: list[WatchEvent] = field(default_factory=list)
+    history_limit: int = 1000
+    #: The revision of the newest change dropped from the log (0: none dropped yet).
+    compacted: int = 0
     listeners: list[Callable[[WatchEvent], None]] = field(default_factory=list)
+    #: Admission plugins and webhooks: called on every object about to be created (after its
+    #: schema defaults); each may change it (a mutating webhook) or raise ApiError (a refusal).
+    admission: list[Callable[[kmock.resource, str | None, dict[str, Any]], None]] = field(
+        default_factory=list
+    )
     #: Whether a created claim binds at once (a storage class with ``Immediate`` binding).
     bind_claims: bool = True
     #: The structural schema of each custom resource, from its CRD.
     schemas: dict[kmock.resource, dict[str, Any]] = field(default_factory=dict)
+    #: Set by :meth:`dry_running`: writes are answered but not stored.
+    dry_run: bool = False
+    #: Resources served from another's objects (see :class:`Alias`).
+    aliases: dict[kmock.resource, Alias] = field(default_factory=lambda: dict(ALIASES))
 
     # --- resource facts -------------------------------------------------------
 
@@ -179,6 +216,9 @@ class Store:
 
     def find(self, resource: kmock.resource, namespace: str | None, name: str) -> dict[str, Any]:
         """The object (a deep copy), or 404."""
+        alias = self.aliases.get(resource)
+        if alias is not None:
+            return alias.to_view(self.find(alias.stored_as, namespace, name))
         key = self._key(resource, namespace, name)
         if key in self.objects and not self.objects[key].deleted:
             return copy.deepcopy(self.objects[key].raw)
@@ -192,6 +232,10 @@ class Store:
         fields: Sequence[selectors.Requirement] = (),
     ) -> list[dict[str, Any]]:
         """Objects of ``resource`` (in ``namespace`` if given) matching the selectors."""
+        alias = self.aliases.get(resource)
+        if alias is not None:
+            viewed = [alias.to_view(o) for o in self.select(alias.stored_as, namespace, labels)]
+            return [o for o in viewed if selectors.matches(o, (), fields)]
         self.info(resource)
         return [
             copy.deepcopy(raw)
@@ -218,20 +262,54 @@ class Store:
 
     def events_since(self, revision: int, resource: kmock.resource) -> list[WatchEvent]:
         """Logged changes of ``resource`` newer than ``revision``; 410 if the log cannot tell."""
+        if resource in self.aliases:
+            stored_as = self.aliases[resource].stored_as
+            changes = (self.view_of(resource, e) for e in self.events_since(revision, stored_as))
+            return [e for e in changes if e is not None]
         if revision > self.revision:
             raise ApiError(
                 504, "Timeout", f"Too large resource version: {revision}, current: {self.revision}"
             )
+        if revision < self.compacted:
+            raise ApiError(
+                410, "Expired", f"too old resource version: {revision} ({self.compacted + 1})"
+            )
         return [e for e in self.log if e.revision > revision and e.resource == resource]
+
+    def view_of(self, resource: kmock.resource, event: WatchEvent) -> WatchEvent | None:
+        """``event`` as a watch of ``resource`` sees it (None: not a change of ``resource``)."""
+        alias = self.aliases.get(resource)
+        if alias is None:
+            return event if event.resource == resource else None
+        if event.resource != alias.stored_as:
+            return None
+        old = None if event.old is None else alias.to_view(event.old)
+        return WatchEvent(event.revision, resource, event.type, alias.to_view(event.object), old)
 
     # --- writing --------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def dry_running(self) -> Iterator[None]:
+        """Within: writes are checked and answered as usual, and nothing is stored
+        (``?dryRun=All``: ``kubectl diff``, ``--dry-run=server``)."""
+        self.dry_run = True
+        try:
+            yield
+        finally:
+            self.dry_run = False
+
     def _next_revision(self) -> str:
+        if self.dry_run:
+            return str(self.revision)  # a dry run takes no version
         self.revision += 1
         return str(self.revision)
 
     def _emit(self, event: WatchEvent) -> None:
         self.log.append(event)
+        if len(self.log) > self.history_limit:
+            dropped = len(self.log) - self.history_limit
+            self.compacted = self.log[dropped - 1].revision
+            del self.log[:dropped]
         for listener in list(self.listeners):
             listener(event)
 
@@ -249,8 +327,23 @@ class Store:
         if key not in self.objects or self.objects[key].deleted:
             raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found')
 
-    def create(self, resource: kmock.resource, namespace: str | None, body: Any) -> dict[str, Any]:
-        """Create an object: 409 if the name is taken, 422 if its metadata is invalid."""
+    def create(
+        self,
+        resource: kmock.resource,
+        namespace: str | None,
+        body: Any,
+        *,
+        managed_fields: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Create an object: 409 if the name is taken, 422 if its metadata is invalid.
+
+        ``managed_fields``: the ``metadata.managedFields`` to record (server-side apply);
+        a body's own are dropped.
+        """
+        alias = self.aliases.get(resource)
+        if alias is not None:
+            stored = self.create(alias.stored_as, namespace, alias.to_stored(body or {}))
+            return alias.to_view(stored)
         info = self.info(resource)
         if not isinstance(body, Mapping):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
@@ -288,6 +381,8 @@ class Store:
 
         for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(transient, None)
+        if managed_fields:
+            meta["managedFields"] = copy.deepcopy(managed_fields)
         meta["uid"] = str(uuid.uuid4())
         meta["generation"] = 1
         meta["creationTimestamp"] = _rfc3339(self.clock())
@@ -298,6 +393,8 @@ class Store:
         if "status" in info.subresources:
             obj.pop("status", None)  # the status of a new object is the server's to set
         obj = self._admit(resource, obj, None)
+        for admit in list(self.admission):
+            admit(resource, namespace, obj)
         if resource == PODS:
             self._default_pod(obj)
         elif resource == PVCS:
@@ -305,6 +402,8 @@ class Store:
         elif resource == NAMESPACES:
             obj["status"] = {"phase": "Active"}
 
+        if self.dry_run:
+            return copy.deepcopy(obj)
         if key in self.objects:
             self.objects[key].create(obj)
         else:
@@ -316,7 +415,6 @@ class Store:
         created = copy.deepcopy(obj)  # the answer shows the object as created, before controllers
         if resource == PVCS and self.bind_claims:
             self._bind_claim(key)
-        self._collect_dangling(key)
         return created
 
     def _declare(self, crd: dict[str, Any]) -> None:
@@ -398,6 +496,8 @@ class Store:
         if bump_generation if bump_generation is not None else spec_changed:
             new_meta["generation"] = int(old_meta.get("generation", 1)) + 1
         new_meta["resourceVersion"] = self._next_revision()
+        if self.dry_run:
+            return copy.deepcopy(new)
         self.objects[key].create(new)
         self._emit(WatchEvent(self.revision, resource, "MODIFIED", copy.deepcopy(new), old))
         released = new_meta.get("deletionTimestamp") and not new_meta.get("finalizers")
@@ -457,7 +557,14 @@ class Store:
         body: Any,
         subresource: str | None = None,
     ) -> dict[str, Any]:
-        """PUT: replace the object (or its status), 409 on a stale ``resourceVersion``."""
+        """PUT: replace the object (or its status), 409 on a stale ``resourceVersion``; 422
+        without one on a custom resource."""
+        alias = self.aliases.get(resource)
+        if alias is not None and isinstance(body, Mapping):
+            stored = alias.to_stored(body)
+            return alias.to_view(
+                self.replace(alias.stored_as, namespace, name, stored, subresource)
+            )
         key = self._live_key(resource, namespace, name)
         if not isinstance(body, Mapping):
             raise ApiError(400, "BadRequest", "the request body must be a JSON object")
@@ -469,6 +576,14 @@ class Store:
                 "BadRequest",
                 f"the name of the object ({meta.get('name')}) does not match the name in the URL "
                 f"({name})",
+            )
+        if self.is_custom(resource) and not meta.get("resourceVersion"):
+            # Custom resources allow no unconditional update (the API server's CRD strategy).
+            raise ApiError(
+                422,
+                "Invalid",
+                f'{resource.plural}.{resource.group} "{name}" is invalid: '
+                "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update",
             )
         self._check_precondition(old, meta.get("resourceVersion"))
         new = self._split(key, old, copy.deepcopy(dict(body)), subresource)
@@ -484,8 +599,14 @@ class Store:
         subresource: str | None = None,
     ) -> dict[str, Any]:
         """PATCH by content type; 415 for strategic merge on custom resources, as in Kubernetes."""
+        alias = self.aliases.get(resource)
+        if alias is not None:  # patch the object as viewed, then store it back
+            viewed = self.find(resource, namespace, name)
+            changed = self._patched(viewed, content_type, body)
+            changed["metadata"]["resourceVersion"] = viewed["metadata"]["resourceVersion"]
+            return self.replace(resource, namespace, name, changed, subresource)
         key = self._live_key(resource, namespace, name)
-        media = content_type.split(";", 1)[0].strip().lower()
+        media = patches.media_type(content_type)
         if media == patches.STRATEGIC and self.is_custom(resource):
             raise ApiError(
                 415,
@@ -496,9 +617,17 @@ class Store:
             )
         if media == patches.APPLY:
             raise ApiError(
-                415, "UnsupportedMediaType", "server-side apply is not emulated; use a merge patch"
+                415,
+                "UnsupportedMediaType",
+                "server-side apply is emulated on an object itself over HTTP (not on a "
+                "subresource, not through Cluster.patch); use a merge patch",
             )
         old = self.objects[key].raw
+        patched = self._patched(old, content_type, body)
+        return self._write(key, self._split(key, old, patched, subresource))
+
+    def _patched(self, old: dict[str, Any], content_type: str, body: Any) -> dict[str, Any]:
+        """``old`` with the patch applied (409 on a stale ``resourceVersion`` in the patch)."""
         if isinstance(body, Mapping):
             self._check_precondition(old, (body.get("metadata") or {}).get("resourceVersion"))
         try:
@@ -509,7 +638,7 @@ class Store:
             raise ApiError(422, "Invalid", str(exc)) from None
         if not isinstance(patched, dict):
             raise ApiError(422, "Invalid", "the patched object is not a JSON object")
-        return self._write(key, self._split(key, old, patched, subresource))
+        return patched
 
     def delete(
         self,
@@ -520,6 +649,9 @@ class Store:
     ) -> dict[str, Any]:
         """DELETE: graceful for bound pods, blocked by finalizers, then garbage collection."""
         options = options or DeleteOptions()
+        alias = self.aliases.get(resource)
+        if alias is not None:
+            return alias.to_view(self.delete(alias.stored_as, namespace, name, options))
         key = self._live_key(resource, namespace, name)
         obj = copy.deepcopy(self.objects[key].raw)
         meta = obj["metadata"]
@@ -555,44 +687,44 @@ class Store:
                 return self._force_write(key, obj)
             return obj  # already being deleted
 
+        # Propagation is the garbage collector's work (collect_garbage), after this answer.
         policy = options.propagation_policy or "Background"
-        if policy == "Orphan":
-            self._orphan(meta.get("uid"))
         finalizers = list(meta.get("finalizers") or [])
-        if policy == "Foreground" and self._dependents(meta.get("uid")):
-            finalizers.append(FOREGROUND)
+        if policy in ("Orphan", "Foreground") and self._dependents(meta.get("uid")):
+            finalizers.append(ORPHAN if policy == "Orphan" else FOREGROUND)
         if not finalizers and grace == 0:
             return self._remove(key)
         if finalizers:
             meta["finalizers"] = finalizers
         meta["deletionTimestamp"] = _rfc3339(now + datetime.timedelta(seconds=grace))
         meta["deletionGracePeriodSeconds"] = grace
-        result = self._force_write(key, obj)
-        if FOREGROUND in finalizers:
-            self._collect(meta.get("uid"))
-        return result
+        return self._force_write(key, obj)
 
     def _force_write(self, key: Key, new: dict[str, Any]) -> dict[str, Any]:
         """Write metadata that only the server may set (deletion marks, server finalizers)."""
         old = self.objects[key].raw
         new["metadata"]["resourceVersion"] = self._next_revision()
+        if self.dry_run:
+            return copy.deepcopy(new)
         self.objects[key].create(new)
         self._emit(WatchEvent(self.revision, key[0], "MODIFIED", copy.deepcopy(new), old))
         return copy.deepcopy(new)
 
     def _remove(self, key: Key) -> dict[str, Any]:
-        """Remove an object for good: DELETED, then its dependents and (namespaces) contents."""
+        """Remove an object for good: DELETED, then (a namespace) its contents.
+
+        Its dependents stay until the garbage collector's next pass (collect_garbage).
+        """
         final = copy.deepcopy(self.objects[key].raw)
         final["metadata"]["resourceVersion"] = self._next_revision()
+        if self.dry_run:
+            return final
         self.objects[key].delete()
         self._emit(WatchEvent(self.revision, key[0], "DELETED", copy.deepcopy(final), final))
-        uid = final["metadata"].get("uid")
-        self._collect(uid)
         if key[0] == NAMESPACES:
             for (res, ns, name), _ in list(self._live()):
                 if ns == key[2]:
                     self._delete_quietly(res, ns, name, DeleteOptions(grace_period_seconds=0))
-        self._release_foreground_owners()
         return final
 
     # --- garbage collection -----------------------------------------------------
@@ -604,9 +736,6 @@ class Store:
             if any(ref.get("uid") == uid for ref in raw["metadata"].get("ownerReferences") or [])
         ]
 
-    def _uid_exists(self, uid: str | None) -> bool:
-        return any(raw["metadata"].get("uid") == uid for _, raw in self._live())
-
     def _orphan(self, uid: str | None) -> None:
         for key in self._dependents(uid):
             dependent = copy.deepcopy(self.objects[key].raw)
@@ -616,36 +745,58 @@ class Store:
                 del dependent["metadata"]["ownerReferences"]
             self._write(key, dependent, bump_generation=False)
 
-    def _collect(self, uid: str | None) -> None:
-        """Delete the dependents of a gone (or foreground-deleted) owner with no other owner."""
-        for key in self._dependents(uid):
-            if key not in self.objects or self.objects[key].deleted:
-                continue
-            refs = self.objects[key].raw["metadata"].get("ownerReferences") or []
-            others = [r for r in refs if r.get("uid") != uid and self._uid_exists(r.get("uid"))]
-            if others:
-                dependent = copy.deepcopy(self.objects[key].raw)
-                dependent["metadata"]["ownerReferences"] = [r for r in refs if r.get("uid") != uid]
-                self._write(key, dependent, bump_generation=False)
-            else:
-                self._delete_quietly(key[0], key[1], key[2], DeleteOptions())
+    def collect_garbage(self) -> int:
+        """One pass of the garbage collector; how many objects it changed.
 
-    def _collect_dangling(self, key: Key) -> None:
-        """A new object whose owners are all absent is deleted, as the garbage collector does."""
-        if key not in self.objects or self.objects[key].deleted:
-            return
-        refs = self.objects[key].raw["metadata"].get("ownerReferences") or []
-        if refs and not any(self._uid_exists(r.get("uid")) for r in refs):
-            self._delete_quietly(key[0], key[1], key[2], DeleteOptions())
-
-    def _release_foreground_owners(self) -> None:
+        As Kubernetes' garbage collector, after the deletes that call for it: an
+        owner deleted with ``Orphan`` loses its ``orphan`` finalizer once its
+        dependents no longer refer to it; one deleted with ``Foreground`` has its
+        dependents deleted and loses ``foregroundDeletion`` once none that blocks
+        it (``blockOwnerDeletion``) is left; a dependent whose owners are all gone
+        is deleted (background), one with some owners left only loses the others'
+        references. The emulator runs a pass every ``gc_interval`` seconds.
+        """
+        changed = 0
         for key, raw in list(self._live()):
             meta = raw["metadata"]
-            if FOREGROUND in (meta.get("finalizers") or []) and not self._blocking(meta.get("uid")):
-                owner = copy.deepcopy(raw)
-                owner["metadata"]["finalizers"] = [f for f in meta["finalizers"] if f != FOREGROUND]
-                if key in self.objects and not self.objects[key].deleted:
-                    self._write(key, owner)
+            finalizers = meta.get("finalizers") or []
+            if not meta.get("deletionTimestamp") or not self._exists(key):
+                continue
+            if ORPHAN in finalizers:
+                self._orphan(meta.get("uid"))
+                changed += self._drop_finalizer(key, ORPHAN)
+            elif FOREGROUND in finalizers:
+                for dependent in self._dependents(meta.get("uid")):
+                    if not self.objects[dependent].raw["metadata"].get("deletionTimestamp"):
+                        self._delete_quietly(*dependent, DeleteOptions())
+                        changed += 1
+                if not self._blocking(meta.get("uid")):
+                    changed += self._drop_finalizer(key, FOREGROUND)
+        uids = {raw["metadata"].get("uid") for _, raw in self._live()}
+        for key, raw in list(self._live()):
+            refs = raw["metadata"].get("ownerReferences") or []
+            present = [r for r in refs if r.get("uid") in uids]
+            if len(present) == len(refs) or not self._exists(key):
+                continue
+            changed += 1
+            if present:
+                kept = copy.deepcopy(raw)
+                kept["metadata"]["ownerReferences"] = present
+                self._write(key, kept, bump_generation=False)
+            elif not raw["metadata"].get("deletionTimestamp"):
+                self._delete_quietly(*key, DeleteOptions())
+        return changed
+
+    def _exists(self, key: Key) -> bool:
+        return key in self.objects and not self.objects[key].deleted
+
+    def _drop_finalizer(self, key: Key, finalizer: str) -> int:
+        owner = copy.deepcopy(self.objects[key].raw)
+        owner["metadata"]["finalizers"] = [
+            f for f in owner["metadata"].get("finalizers") or [] if f != finalizer
+        ]
+        self._write(key, owner)
+        return 1
 
     def _blocking(self, uid: str | None) -> bool:
         return any(

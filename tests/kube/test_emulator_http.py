@@ -245,8 +245,14 @@ def test_events_are_accepted_and_listable(kube_api: Cluster, api: Any) -> None:
     found = core.list_namespaced_event("default", field_selector="involvedObject.name=j").items
     assert [e.reason for e in found] == ["Started"]
     assert [e["reason"] for e in kube_api.events_for(job)] == ["Started"]
+    # One store, two groups (as in Kubernetes): events.k8s.io/v1 lists the same event, renamed.
     events_v1 = get_json(kube_api, "/apis/events.k8s.io/v1/namespaces/default/events")
-    assert events_v1["items"] == []
+    [same] = events_v1["items"]
+    assert same["apiVersion"] == "events.k8s.io/v1"
+    assert same["metadata"]["uid"] == found[0].metadata.uid
+    assert (same["note"], same["regarding"]["uid"]) == ("attempt 1", job["metadata"]["uid"])
+    assert "message" not in same
+    assert "involvedObject" not in same
 
 
 def test_created_crd_declares_its_resource(kube_api: Cluster, api: Any) -> None:
@@ -355,3 +361,30 @@ def test_custom_resources_are_pruned_defaulted_and_validated(kube_api: Cluster) 
     with pytest.raises(ApiError) as info:
         kube_api.patch("tj", "default", "schema", {"spec": {"training": {"epochs": "many"}}})
     assert info.value.status == 422
+
+
+def test_put_of_a_custom_resource_needs_a_resource_version(kube_api: Cluster, api: Any) -> None:
+    custom = k8s.client.CustomObjectsApi(api)
+    created = custom.create_namespaced_custom_object(GROUP, VERSION, "default", PLURAL, tj("a"))
+    unconditional = tj("a")
+    unconditional["spec"]["training"]["epochs"] = 2
+    with pytest.raises(ApiException) as caught:
+        custom.replace_namespaced_custom_object(
+            GROUP, VERSION, "default", PLURAL, "a", unconditional
+        )
+    assert caught.value.status == 422
+    assert "metadata.resourceVersion: Invalid value: 0x0: must be specified for an update" in str(
+        caught.value.body
+    )
+    unconditional["metadata"]["resourceVersion"] = created["metadata"]["resourceVersion"]
+    replaced = custom.replace_namespaced_custom_object(
+        GROUP, VERSION, "default", PLURAL, "a", unconditional
+    )
+    assert replaced["spec"]["training"]["epochs"] == 2
+    # A built-in kind may be replaced unconditionally (the server takes its current version).
+    core = k8s.client.CoreV1Api(api)
+    core.create_namespaced_config_map("default", {"metadata": {"name": "c"}, "data": {"k": "1"}})
+    core.replace_namespaced_config_map(
+        "c", "default", {"metadata": {"name": "c"}, "data": {"k": "2"}}
+    )
+    assert core.read_namespaced_config_map("c", "default").data == {"k": "2"}

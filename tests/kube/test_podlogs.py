@@ -45,6 +45,7 @@ def test_tail(text: str, lines: int | None, expected: str) -> None:
         ({"previous": "true"}, podlogs.LogOptions("main", True, None)),
         ({"previous": "False", "tailLines": "0"}, podlogs.LogOptions("main", False, 0)),
         ({"follow": "false", "timestamps": "0"}, podlogs.LogOptions("main", False, None)),
+        ({"follow": "true"}, podlogs.LogOptions("main", False, None, follow=True)),
     ],
 )
 def test_options(params: dict[str, str], expected: podlogs.LogOptions) -> None:
@@ -59,7 +60,7 @@ def test_options(params: dict[str, str], expected: podlogs.LogOptions) -> None:
         (("main",), {"previous": "yes"}, 400, "previous: invalid value 'yes'"),
         (("main",), {"container": "other"}, 400, "container other is not valid for pod p"),
         (("a", "b"), {}, 400, "a container name must be specified for pod p, choose one of: [a b]"),
-        (("main",), {"follow": "true"}, 400, "follow=true on pods/log is not emulated"),
+        (("main",), {"timestamps": "true"}, 400, "timestamps=true on pods/log is not emulated"),
         (("main",), {"sinceSeconds": "10"}, 400, "sinceSeconds on pods/log is not emulated"),
     ],
 )

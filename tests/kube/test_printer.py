@@ -86,7 +86,19 @@ def test_unsupported_jsonpath_is_named() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "expected"),
-    [(5, "5s"), (119, "119s"), (120, "2m"), (7199, "119m"), (7200, "2h"), (86400, "1d")],
+    [
+        (5, "5s"),
+        (119, "119s"),
+        (120, "2m"),
+        (150, "2m30s"),
+        (7199, "119m"),
+        (10800, "3h"),
+        (12000, "3h20m"),
+        (86400, "24h"),
+        (2 * 86400 + 5 * 3600, "2d5h"),
+        (10 * 86400, "10d"),
+        (800 * 86400, "2y70d"),
+    ],
 )
 def test_age(seconds: int, expected: str) -> None:
     then = NOW - datetime.timedelta(seconds=seconds)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kube.cluster import Cluster
+from tests.kube.cluster import Cluster, HarnessError
 from tests.kube.emulator import ClusterEmulator
 from tests.kube.store import NAMESPACES, PODS
 
@@ -120,3 +120,13 @@ async def test_end_watches_ends_open_and_later_streams() -> None:
     later = asyncio.create_task(consume())
     await asyncio.wait_for(later, 1)
     assert seen == [b"", b""]  # each sent its headers, then ended
+
+
+def test_stop_fails_when_the_kubelet_caught_errors(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path / "cluster").start()
+    kubelet = cluster.start_kubelet(tmp_path / "node")
+    kubelet.errors.append(RuntimeError("a pod worker crashed"))  # as _PodWorker.run records it
+    with pytest.raises(HarnessError, match="RuntimeError: a pod worker crashed"):
+        cluster.stop(timeout=5)
+    assert cluster._thread is not None
+    assert not cluster._thread.is_alive(), "stopped all the same"

@@ -150,9 +150,12 @@ def test_status_subresource_is_written_apart(store: Store) -> None:
     )
     assert status["spec"]["epochs"] == 4
     assert status["status"] == {"phase": "Y"}
-    replaced = store.replace(
-        TRAINING_JOBS, "default", "job", {**tj(epochs=7), "status": {"phase": "Z"}}
-    )
+    body = {**tj(epochs=7), "status": {"phase": "Z"}}
+    body["metadata"] = {
+        **body["metadata"],
+        "resourceVersion": status["metadata"]["resourceVersion"],
+    }
+    replaced = store.replace(TRAINING_JOBS, "default", "job", body)
     assert replaced["spec"] == {"epochs": 7}
     assert replaced["status"] == {"phase": "Y"}
 
@@ -242,6 +245,9 @@ def test_garbage_collection_background(store: Store) -> None:
     )
     store.create(PVCS, "default", {"metadata": {"name": "users-own-claim"}, "spec": {}})
     store.delete(TRAINING_JOBS, "default", "job")
+    # The owner is gone at once; its dependents wait for the garbage collector's pass.
+    assert [p["metadata"]["name"] for p in store.select(PODS, "default")] == ["dep"]
+    assert store.collect_garbage() == 2
     assert [p["metadata"]["name"] for p in store.select(PODS, "default")] == []
     survivor = store.find(CONFIGMAPS, "default", "two-owners")
     assert [r["name"] for r in survivor["metadata"]["ownerReferences"]] == ["other"]
@@ -254,7 +260,12 @@ def test_garbage_collection_orphan(store: Store) -> None:
         CONFIGMAPS, "default", {"metadata": {"name": "dep", "ownerReferences": owned_by(owner)}}
     )
     store.delete(TRAINING_JOBS, "default", "job", DeleteOptions(propagation_policy="Orphan"))
+    orphaning = store.find(TRAINING_JOBS, "default", "job")
+    assert orphaning["metadata"]["finalizers"] == ["orphan"]
+    store.collect_garbage()
     assert "ownerReferences" not in store.find(CONFIGMAPS, "default", "dep")["metadata"]
+    with pytest.raises(ApiError):
+        store.find(TRAINING_JOBS, "default", "job")
 
 
 def test_garbage_collection_foreground(store: Store) -> None:
@@ -267,7 +278,13 @@ def test_garbage_collection_foreground(store: Store) -> None:
     store.delete(TRAINING_JOBS, "default", "job", DeleteOptions(propagation_policy="Foreground"))
     waiting = store.find(TRAINING_JOBS, "default", "job")
     assert "foregroundDeletion" in waiting["metadata"]["finalizers"]
+    assert "deletionTimestamp" not in store.find(CONFIGMAPS, "default", "dep")["metadata"]
+    store.collect_garbage()
+    assert store.find(CONFIGMAPS, "default", "dep")["metadata"]["deletionTimestamp"]
+    store.collect_garbage()
+    assert store.find(TRAINING_JOBS, "default", "job"), "blocked by a dependent still there"
     store.patch(CONFIGMAPS, "default", "dep", MERGE, {"metadata": {"finalizers": None}})
+    store.collect_garbage()
     with pytest.raises(ApiError):
         store.find(TRAINING_JOBS, "default", "job")
 
@@ -281,6 +298,7 @@ def test_dependent_of_a_missing_owner_is_collected(store: Store) -> None:
     store.create(
         CONFIGMAPS, "default", {"metadata": {"name": "dep", "ownerReferences": owned_by(ghost)}}
     )
+    store.collect_garbage()
     assert store.select(CONFIGMAPS, "default") == []
 
 

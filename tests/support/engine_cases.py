@@ -7,8 +7,8 @@ phase, reason, conditions, restart counts, status fields and the event.
 
 Consumers:
 
-* ``tests/operator_tests/test_engine_cases.py`` runs every row through
-  :func:`rekindle_operator.engine.decide` and through the two classifiers.
+* ``tests/operator_tests/core/test_engine_cases.py`` runs every row through
+  :func:`rekindle_operator.core.engine.decide` and through the two classifiers.
 * The operator's tests build the row's :attr:`Ending.pod` in the emulated API,
   let the operator react, and check the job's status document with
   :meth:`Expected.status_mismatches` and its events with
@@ -26,11 +26,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rekindle_operator import classify, spec, status, timestamps
-from rekindle_operator.classify import AttemptEnd, AttemptRunning, Observation
-from rekindle_operator.engine import Action, Decision
-from rekindle_operator.reasons import Cause, EventReason, EventType, Phase, Reason
-from rekindle_trainer.contract import Outcome, TerminationMessage
+from rekindle_operator.core import job_spec, job_status, observation
+from rekindle_operator.core.engine import Action, Decision
+from rekindle_operator.core.observation import (
+    AttemptEnd,
+    AttemptPending,
+    AttemptRunning,
+    Observation,
+)
+from rekindle_operator.core.reasons import Cause, EventReason, EventType, Phase, Reason
+from rekindle_operator.resources import classify, pods
+from rekindle_trainer.contract import Outcome, TerminationMessage, timestamps
 
 #: The job starts at T0; most rows happen an hour later.
 T0 = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -125,8 +131,13 @@ class Expected:
         if restarts != self.restarts:
             problems.append(f"restarts {restarts} != {self.restarts}")
         for key, value in self.fields.items():
-            if doc.get(key) != value:
-                problems.append(f"{key} {doc.get(key)!r} != {value!r}")
+            got = doc.get(key)
+            if isinstance(
+                got, dict
+            ):  # a null inside is an absent field (as a merge patch stores it)
+                got = {k: v for k, v in got.items() if v is not None}
+            if got != value:
+                problems.append(f"{key} {got!r} != {value!r}")
         return problems
 
     def event_mismatches(self, events: list[tuple[str, str, str]]) -> list[str]:
@@ -163,14 +174,14 @@ class EngineCase:
         return _merge(BASE_SPEC, self.spec_overrides)
 
     @property
-    def spec(self) -> spec.TrainingJobSpec:
+    def spec(self) -> job_spec.TrainingJobSpec:
         """The row's parsed spec."""
-        return spec.parse_spec(self.spec_document)
+        return job_spec.parse_spec(self.spec_document)
 
     @property
-    def status(self) -> status.Status:
+    def status(self) -> job_status.Status:
         """The row's parsed status before."""
-        return status.parse_status(self.before)
+        return job_status.parse_status(self.before)
 
     def manifest(self, name: str = "digits", namespace: str = "default") -> dict[str, Any]:
         """The row's TrainingJob (spec and status before), ready to store in an API."""
@@ -178,8 +189,8 @@ class EngineCase:
         if self.generation is not None:
             meta["generation"] = self.generation
         return {
-            "apiVersion": f"{spec.API_GROUP}/{spec.API_VERSION}",
-            "kind": spec.KIND,
+            "apiVersion": f"{job_spec.API_GROUP}/{job_spec.API_VERSION}",
+            "kind": job_spec.KIND,
             "metadata": meta,
             "spec": self.spec_document,
             "status": copy.deepcopy(self.before),
@@ -193,7 +204,7 @@ class EngineCase:
     def decision_mismatches(self, decision: Decision) -> list[str]:
         """What differs between a decision and this row's expectation."""
         expect = self.expect
-        problems = expect.status_mismatches(status.to_document(decision.status))
+        problems = expect.status_mismatches(job_status.to_document(decision.status))
         if decision.action is not expect.action:
             problems.append(f"action {decision.action} != {expect.action}")
         if decision.attempt != expect.attempt:
@@ -348,7 +359,7 @@ def pod(
         "conditions": list(conditions),
         "containerStatuses": [
             {
-                "name": classify.TRAINER_CONTAINER,
+                "name": pods.CONTAINER_NAME,
                 "ready": running,
                 "restartCount": 0,
                 "state": state,
@@ -357,7 +368,7 @@ def pod(
     }
     if pod_reason is not None:
         pod_status["reason"], pod_status["message"] = pod_reason
-    pod_spec: dict[str, Any] = {"containers": [{"name": classify.TRAINER_CONTAINER}]}
+    pod_spec: dict[str, Any] = {"containers": [{"name": pods.CONTAINER_NAME}]}
     if node is not None:
         pod_spec["nodeName"] = node
     return {
@@ -386,7 +397,7 @@ def end(
     attempt: int = 1,
     exit_code: int | None = None,
     message: str = "",
-    progress: classify.Progress | None = None,
+    progress: observation.Progress | None = None,
 ) -> AttemptEnd:
     """The classification a row expects."""
     return AttemptEnd(
@@ -395,11 +406,64 @@ def end(
 
 
 #: What the trainer reports after saving at epoch 5, step 280.
-SAVED_AT_5 = classify.Progress(epoch=5, step=280, checkpoint="ckpt-000005-0000000280")
+SAVED_AT_5 = observation.Progress(epoch=5, step=280, checkpoint="ckpt-000005-0000000280")
 PREEMPTED_AT_7 = termination(
     Outcome.PREEMPTED, epoch=7, step=392, checkpoint="ckpt-000007-0000000392"
 )
-PROGRESS_AT_7 = classify.Progress(epoch=7, step=392, checkpoint="ckpt-000007-0000000392")
+PROGRESS_AT_7 = observation.Progress(epoch=7, step=392, checkpoint="ckpt-000007-0000000392")
+
+
+def scheduled(when: datetime) -> dict[str, Any]:
+    """A pod's ``PodScheduled`` condition, True since ``when`` (it got its node then)."""
+    return {"type": "PodScheduled", "status": "True", "lastTransitionTime": ts(when)}
+
+
+def queued_pod(*, created: datetime, queue: str) -> dict[str, Any]:
+    """A trainer pod Kueue holds back (its admission gate) in LocalQueue ``queue``."""
+    held = pod(phase="Pending", created=created, node=None)
+    held["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] = queue
+    held["spec"]["schedulingGates"] = [{"name": "kueue.x-k8s.io/admission"}]
+    held["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "False", "reason": "SchedulingGated"}
+    ]
+    return held
+
+
+def _queued_before(since: datetime) -> dict[str, Any]:
+    """Pending with attempt 1 queued (waiting for Kueue's admission) since ``since``."""
+    doc = before("Pending", reason="Queued", lastAttemptStartTime=ts(since))
+    doc["conditions"].append(
+        {
+            "type": "Queued",
+            "status": "True",
+            "reason": "WaitingForAdmission",
+            "message": "waiting for Kueue to admit it from LocalQueue team-a",
+            "lastTransitionTime": ts(since),
+        }
+    )
+    return doc
+
+
+def _refused_before(retry_at: datetime) -> dict[str, Any]:
+    """Pending: attempt 1 was preempted, attempt 2's pod refused (quota); retry at ``retry_at``."""
+    doc = before(
+        "Pending",
+        reason="CreateRefused",
+        counts=restarts(disruptions=1, Preempted=1),
+        lastAttemptEnd=ended_record(1, Cause.PREEMPTED, 143),
+        nextAttemptTime=ts(retry_at),
+    )
+    doc["conditions"].append(
+        {
+            "type": "CreateRefused",
+            "status": "True",
+            "reason": "ExceededQuota",
+            "message": 'pods "digits-2" is forbidden: exceeded quota: gpus',
+            "lastTransitionTime": ts(NOW - timedelta(seconds=20)),
+        }
+    )
+    return doc
+
 
 _RESTARTING = {"Running": "False", "Restarting": "True"}
 _PENDING_AFTER_BACKOFF = {"Running": "False", "Restarting": "False"}
@@ -437,6 +501,30 @@ CASES: tuple[EngineCase, ...] = (
         ),
     ),
     EngineCase(
+        name="new-job-with-max-on-a-loss-starts-with-a-warning",
+        why="mode: max on val_loss is allowed (Keras takes it as given) but almost surely wrong.",
+        spec_overrides={"earlyStopping": {"mode": "max"}},
+        before={},
+        ending=None,
+        now=T0,
+        generation=1,
+        expect=Expected(
+            action=Action.START,
+            phase=Phase.PENDING,
+            reason=Reason.ATTEMPT_STARTED,
+            conditions=_PENDING,
+            restarts=restarts(),
+            attempt=1,
+            event=(
+                EventType.WARNING,
+                EventReason.ATTEMPT_STARTED,
+                "starting attempt 1; warning: earlyStopping.mode is max, but 'val_loss' is a "
+                "loss (lower is better): the highest value will count as the best",
+            ),
+            fields={"attempt": 1, "startTime": ts(T0)},
+        ),
+    ),
+    EngineCase(
         name="new-job-created-suspended-starts-nothing",
         why="suspend: true at creation: no attempt, phase Suspended.",
         spec_overrides={"suspend": True},
@@ -460,7 +548,7 @@ CASES: tuple[EngineCase, ...] = (
         spec_overrides={},
         before=before("Pending", reason="AttemptStarted"),
         ending=Ending(
-            observed=AttemptRunning(attempt=1, started_at=T0 + timedelta(minutes=30, seconds=5)),
+            observed=AttemptRunning(attempt=1),
             pod=PodEnd(pod(phase="Running", running=True)),
         ),
         now=NOW,
@@ -484,7 +572,7 @@ CASES: tuple[EngineCase, ...] = (
             lastAttemptStartTime=ts(NOW - timedelta(seconds=100)),
         ),
         ending=Ending(
-            observed=None,
+            observed=AttemptPending(attempt=1, since=NOW - timedelta(seconds=100)),
             pod=PodEnd(pod(phase="Pending", created=NOW - timedelta(seconds=100))),
         ),
         now=NOW,
@@ -529,7 +617,7 @@ CASES: tuple[EngineCase, ...] = (
                 Cause.COMPLETED,
                 exit_code=0,
                 message="trained every epoch",
-                progress=classify.Progress(
+                progress=observation.Progress(
                     epoch=20,
                     step=1120,
                     checkpoint="ckpt-000020-0000001120",
@@ -597,7 +685,7 @@ CASES: tuple[EngineCase, ...] = (
                 Cause.EARLY_STOPPED,
                 exit_code=0,
                 message="early stopping fired at epoch 9",
-                progress=classify.Progress(
+                progress=observation.Progress(
                     epoch=9,
                     step=504,
                     checkpoint="ckpt-000009-0000000504",
@@ -689,7 +777,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.NORMAL,
                 EventReason.RESTARTING,
-                "restarting from epoch 7 step 392 because of Preempted",
+                "restarting from the newest valid checkpoint (last reported: epoch 7 step 392)"
+                " because of Preempted",
             ),
             fields={
                 "attempt": 2,
@@ -725,7 +814,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.NORMAL,
                 EventReason.RESTARTING,
-                "restarting from epoch 7 step 392 because of Preempted",
+                "restarting from the newest valid checkpoint (last reported: epoch 7 step 392)"
+                " because of Preempted",
             ),
         ),
     ),
@@ -760,7 +850,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.NORMAL,
                 EventReason.RESTARTING,
-                "restarting from epoch 5 step 280 because of Evicted",
+                "restarting from the newest valid checkpoint (last reported: epoch 5 step 280)"
+                " because of Evicted",
             ),
         ),
     ),
@@ -875,7 +966,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.NORMAL,
                 EventReason.RESTARTING,
-                "restarting from epoch 5 step 280 because of NodeLost",
+                "restarting from the newest valid checkpoint (last reported: epoch 5 step 280)"
+                " because of NodeLost",
             ),
         ),
     ),
@@ -906,7 +998,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.NORMAL,
                 EventReason.RESTARTING,
-                "restarting from epoch 7 step 392 because of Deleted",
+                "restarting from the newest valid checkpoint (last reported: epoch 7 step 392)"
+                " because of Deleted",
             ),
         ),
     ),
@@ -1004,7 +1097,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.WARNING,
                 EventReason.RESTARTING,
-                "from epoch 5 step 280 because of Crashed: exit code 1: ZeroDivisionError",
+                "from the newest valid checkpoint (last reported: epoch 5 step 280)"
+                " because of Crashed: exit code 1: ZeroDivisionError",
             ),
             fields={"nextAttemptTime": ts(NOW + timedelta(seconds=10)), "attempt": 1},
         ),
@@ -1173,7 +1267,7 @@ CASES: tuple[EngineCase, ...] = (
                 Cause.INVALID,
                 exit_code=2,
                 message="hyperparameters.dropout: expected a number from 0.0 to 0.9, got 2",
-                progress=classify.Progress(epoch=0, step=0, checkpoint=None),
+                progress=observation.Progress(epoch=0, step=0, checkpoint=None),
             ),
             pod=PodEnd(
                 pod(
@@ -1248,7 +1342,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.WARNING,
                 EventReason.RESTARTING,
-                "restarting from epoch 0 step 0 because of ImagePullError: ImagePullBackOff",
+                "restarting from the newest valid checkpoint (none reported yet)"
+                " because of ImagePullError: ImagePullBackOff",
             ),
         ),
     ),
@@ -1311,7 +1406,7 @@ CASES: tuple[EngineCase, ...] = (
     ),
     EngineCase(
         name="stuck-pending-past-the-timeout",
-        why="Not running pendingTimeoutSeconds after creation: PendingTimeout, a failure.",
+        why="Not running pendingTimeoutSeconds after it got a node: PendingTimeout, a failure.",
         spec_overrides={},
         before=before(
             "Pending",
@@ -1319,15 +1414,85 @@ CASES: tuple[EngineCase, ...] = (
             epoch=0,
             step=0,
             checkpoint=None,
-            lastAttemptStartTime=ts(NOW - timedelta(seconds=601)),
+            lastAttemptStartTime=ts(NOW - timedelta(seconds=700)),
         ),
         ending=Ending(
             observed=end(
                 Cause.PENDING_TIMEOUT,
-                message=(
-                    "still Pending after 601s: "
-                    "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
-                ),
+                message="still Pending 601s after it got node gpu-node-1: ContainerCreating",
+            ),
+            pod=PodEnd(
+                pod(
+                    phase="Pending",
+                    created=NOW - timedelta(seconds=700),
+                    conditions=(scheduled(NOW - timedelta(seconds=601)),),
+                )
+            ),
+        ),
+        now=NOW,
+        expect=Expected(
+            action=Action.RESTART_AFTER,
+            phase=Phase.RESTARTING,
+            reason=Reason.BACKOFF,
+            conditions=_RESTARTING,
+            restarts=restarts(failures=1, PendingTimeout=1),
+            attempt=1,
+            delay_seconds=10.0,
+            event=(
+                EventType.WARNING,
+                EventReason.RESTARTING,
+                "s after it got node gpu-node-1: ContainerCreating",
+            ),
+        ),
+    ),
+    # --- waiting for its turn: never a failure, never a pending timeout ----------------------
+    EngineCase(
+        name="queued-for-admission-past-the-timeout-waits",
+        why="Held back by Kueue's gate for an hour: Queued, not a PendingTimeout.",
+        spec_overrides={"queueName": "team-a"},
+        before=before(
+            "Pending",
+            reason="AttemptStarted",
+            lastAttemptStartTime=ts(NOW - timedelta(hours=1)),
+        ),
+        ending=Ending(
+            observed=AttemptPending(
+                attempt=1,
+                queued="WaitingForAdmission",
+                message="waiting for Kueue to admit it from LocalQueue team-a",
+            ),
+            pod=PodEnd(queued_pod(created=NOW - timedelta(hours=1), queue="team-a")),
+        ),
+        now=NOW,
+        expect=Expected(
+            action=Action.WAIT,
+            phase=Phase.PENDING,
+            reason=Reason.QUEUED,
+            conditions={"Running": "False", "Queued": "True"},
+            restarts=restarts(),
+            attempt=1,
+            event=None,
+            requeue_after=None,
+            fields={
+                "message": "attempt 1 is queued (WaitingForAdmission): waiting for Kueue to "
+                "admit it from LocalQueue team-a"
+            },
+        ),
+    ),
+    EngineCase(
+        name="unschedulable-past-the-timeout-waits",
+        why="No node fits it for longer than the timeout: Queued (Unschedulable), not a failure.",
+        spec_overrides={},
+        before=before(
+            "Pending",
+            reason="AttemptStarted",
+            lastAttemptStartTime=ts(NOW - timedelta(seconds=601)),
+        ),
+        ending=Ending(
+            observed=AttemptPending(
+                attempt=1,
+                queued="Unschedulable",
+                message="0/3 nodes are available: 3 Insufficient nvidia.com/gpu.",
             ),
             pod=PodEnd(
                 pod(
@@ -1347,18 +1512,41 @@ CASES: tuple[EngineCase, ...] = (
         ),
         now=NOW,
         expect=Expected(
-            action=Action.RESTART_AFTER,
-            phase=Phase.RESTARTING,
-            reason=Reason.BACKOFF,
-            conditions=_RESTARTING,
-            restarts=restarts(failures=1, PendingTimeout=1),
+            action=Action.WAIT,
+            phase=Phase.PENDING,
+            reason=Reason.QUEUED,
+            conditions={"Running": "False", "Queued": "True"},
+            restarts=restarts(),
             attempt=1,
-            delay_seconds=10.0,
-            event=(
-                EventType.WARNING,
-                EventReason.RESTARTING,
-                "because of PendingTimeout: still Pending after 601s: 0/3 nodes",
+            event=None,
+            requeue_after=None,
+        ),
+    ),
+    EngineCase(
+        name="admitted-and-scheduled-leaves-the-queue",
+        why="Out of the queue and on a node: Queued False; the pending timeout counts from now on.",
+        spec_overrides={"queueName": "team-a"},
+        before=_queued_before(NOW - timedelta(hours=1)),
+        ending=Ending(
+            observed=AttemptPending(attempt=1, since=NOW - timedelta(seconds=10)),
+            pod=PodEnd(
+                pod(
+                    phase="Pending",
+                    created=NOW - timedelta(hours=1),
+                    conditions=(scheduled(NOW - timedelta(seconds=10)),),
+                )
             ),
+        ),
+        now=NOW,
+        expect=Expected(
+            action=Action.WAIT,
+            phase=Phase.PENDING,
+            reason=Reason.ATTEMPT_STARTED,
+            conditions={"Running": "False", "Queued": "False"},
+            restarts=restarts(),
+            attempt=1,
+            event=None,
+            requeue_after=590.0,
         ),
     ),
     # --- backoff timer -----------------------------------------------------------------
@@ -1409,7 +1597,50 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.NORMAL,
                 EventReason.ATTEMPT_STARTED,
-                "backoff over; starting attempt 2 from epoch 5 step 280",
+                "backoff over; starting attempt 2 from the newest valid checkpoint"
+                " (last reported: epoch 5 step 280)",
+            ),
+            fields={"nextAttemptTime": None, "attempt": 2},
+        ),
+    ),
+    # --- a create the API server refused (engine.decide_create_refused) ---------------------
+    EngineCase(
+        name="refused-create-waits-until-due",
+        why="A create refused for now (quota) waits in Pending for its retry; no attempt is live.",
+        spec_overrides={},
+        before=_refused_before(NOW + timedelta(seconds=7)),
+        ending=None,
+        now=NOW,
+        expect=Expected(
+            action=Action.WAIT,
+            phase=Phase.PENDING,
+            reason=Reason.CREATE_REFUSED,
+            conditions={"Running": "False", "CreateRefused": "True"},
+            restarts=restarts(disruptions=1, Preempted=1),
+            attempt=1,
+            event=None,
+            requeue_after=7.0,
+        ),
+    ),
+    EngineCase(
+        name="refused-create-is-tried-again-when-due",
+        why="At nextAttemptTime the refused attempt is created again; the refusal is over.",
+        spec_overrides={},
+        before=_refused_before(NOW),
+        ending=None,
+        now=NOW,
+        expect=Expected(
+            action=Action.START,
+            phase=Phase.PENDING,
+            reason=Reason.ATTEMPT_STARTED,
+            conditions={"Running": "False", "CreateRefused": "False"},
+            restarts=restarts(disruptions=1, Preempted=1),
+            attempt=2,
+            event=(
+                EventType.NORMAL,
+                EventReason.ATTEMPT_STARTED,
+                "creating attempt 2 again after a refusal from the newest valid checkpoint "
+                "(last reported: epoch 5 step 280)",
             ),
             fields={"nextAttemptTime": None, "attempt": 2},
         ),
@@ -1585,7 +1816,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.NORMAL,
                 EventReason.RESUMED,
-                "resumed; starting attempt 2 from epoch 7 step 392",
+                "resumed; starting attempt 2 from the newest valid checkpoint"
+                " (last reported: epoch 7 step 392)",
             ),
             fields={"startTime": ts(NOW)},
         ),
@@ -1617,7 +1849,7 @@ CASES: tuple[EngineCase, ...] = (
                 Cause.COMPLETED,
                 exit_code=0,
                 message="trained every epoch",
-                progress=classify.Progress(
+                progress=observation.Progress(
                     epoch=20, step=1120, checkpoint="ckpt-000020-0000001120"
                 ),
             ),
@@ -1679,7 +1911,8 @@ CASES: tuple[EngineCase, ...] = (
             event=(
                 EventType.NORMAL,
                 EventReason.RESTARTING,
-                "attempt 1 was stopped from epoch 7 step 392",
+                "attempt 1 was stopped from the newest valid checkpoint"
+                " (last reported: epoch 7 step 392)",
             ),
         ),
     ),
