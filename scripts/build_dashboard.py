@@ -25,6 +25,7 @@ from grafana_foundation_sdk.models.common import BigValueTextMode
 from grafana_foundation_sdk.models.dashboard import (
     DashboardCursorSync,
     DataSourceRef,
+    VariableOption,
     VariableRefresh,
     VariableSort,
 )
@@ -40,11 +41,17 @@ OUTPUT: Final = (
 UID: Final = "rekindle-training"
 DATASOURCE: Final = DataSourceRef(type_val="prometheus", uid="${datasource}")
 
+#: Selects the chosen cluster's series. "All" (the default) is ``.*``, which also matches
+#: series without a ``cluster`` label: one Prometheus per cluster needs no such label.
+CLUSTER: Final = 'cluster=~"$cluster"'
 #: Selects the chosen job's series: the trainer's (labels set by the chart's PodMonitor)
 #: and the operator's per-job ones (``rekindle_operator_job_*``, same labels).
-JOB: Final = 'namespace="$namespace", rekindle_job="$job"'
+JOB: Final = f'{CLUSTER}, namespace="$namespace", rekindle_job="$job"'
 #: Selects the operator's series about the chosen namespace.
-NAMESPACE: Final = 'namespace="$namespace"'
+NAMESPACE: Final = f'{CLUSTER}, namespace="$namespace"'
+#: The chosen job's pods by name (``<job>-<attempt>``), for exporters that know a pod's
+#: name but not its labels (cAdvisor, NVIDIA's dcgm-exporter).
+JOB_PODS: Final = 'pod=~"$job-[0-9]+"'
 #: Trainer series are grouped by these so that a panel shows one job even
 #: when two attempts overlap for a scrape or two.
 BY_JOB: Final = "namespace, rekindle_job"
@@ -98,8 +105,10 @@ def _series(
     title: str,
     description: str,
     queries: list[tuple[str, str]],
+    *,
     unit: str = "short",
     span: int = 12,
+    no_value: str | None = None,
 ) -> timeseries.Panel:
     """A time-series panel with one or more (expr, legend) queries."""
     panel = (
@@ -113,7 +122,32 @@ def _series(
     )
     for index, (expr, legend) in enumerate(queries):
         panel = panel.with_target(_query(expr, legend, ref=chr(ord("A") + index)))
-    return panel
+    return panel if no_value is None else panel.no_value(no_value)
+
+
+def _gpu(metric: str) -> str:
+    """dcgm-exporter's ``metric`` for the chosen job's pods, one series per pod and GPU.
+
+    dcgm-exporter labels each GPU with the ``namespace`` and ``pod`` using it.
+    Scraped with ``honorLabels: true`` those stay; without it (the GPU
+    Operator's default) Prometheus renames them ``exported_namespace`` and
+    ``exported_pod``, which are copied back here, so either setup works.
+    """
+    own = f'{metric}{{{CLUSTER}, namespace="$namespace", {JOB_PODS}}}'
+    renamed = f'{metric}{{{CLUSTER}, exported_namespace="$namespace", exported_{JOB_PODS}}}'
+    exported = (
+        f'label_replace(label_replace({renamed}, "namespace", "$1", "exported_namespace", "(.+)"),'
+        ' "pod", "$1", "exported_pod", "(.+)")'
+    )
+    return f"max by (namespace, pod, gpu) ({own} or {exported})"
+
+
+def _containers(metric: str) -> str:
+    """The cAdvisor ``metric`` of the chosen job's pods (each container, not the pod's total)."""
+    return (
+        f'{metric}{{{CLUSTER}, namespace="$namespace", {JOB_PODS}, container!="", '
+        'container!="POD"}'
+    )
 
 
 def _quantiles(histogram: str, selector: str, by: str) -> list[tuple[str, str]]:
@@ -169,23 +203,35 @@ def _annotations() -> list[dashboard.AnnotationQuery]:
 
 
 def _variables() -> list[Any]:
-    """Data source, namespace and job pickers.
+    """Data source, cluster, namespace and job pickers.
 
-    Jobs are listed from the operator's per-job series: every TrainingJob has
-    them for as long as it exists, with or without a running trainer.
+    Clusters are the ``cluster`` labels of ``rekindle_build_info`` (a Thanos or
+    Mimir in front of several clusters' Prometheus adds one); "All" also covers
+    a Prometheus without the label. Jobs are listed from the operator's
+    per-job series: every TrainingJob has them for as long as it exists, with
+    or without a running trainer.
     """
     return [
         dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"),
+        dashboard.QueryVariable("cluster")
+        .label("Cluster")
+        .datasource(DATASOURCE)
+        .query("label_values(rekindle_build_info, cluster)")
+        .include_all(True)
+        .all_value(".*")
+        .current(VariableOption(selected=True, text="All", value="$__all"))
+        .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
+        .sort(VariableSort.ALPHABETICAL_ASC),
         dashboard.QueryVariable("namespace")
         .label("Namespace")
         .datasource(DATASOURCE)
-        .query("label_values(rekindle_operator_job_phase, namespace)")
+        .query(f"label_values(rekindle_operator_job_phase{{{CLUSTER}}}, namespace)")
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_ASC),
         dashboard.QueryVariable("job")
         .label("TrainingJob")
         .datasource(DATASOURCE)
-        .query('label_values(rekindle_operator_job_phase{namespace="$namespace"}, rekindle_job)')
+        .query(f"label_values(rekindle_operator_job_phase{{{NAMESPACE}}}, rekindle_job)")
         .refresh(VariableRefresh.ON_TIME_RANGE_CHANGED)
         .sort(VariableSort.ALPHABETICAL_ASC),
     ]
@@ -452,6 +498,68 @@ def build() -> dashboard.Dashboard:
         )
     )
 
+    board = (
+        board.with_row(dashboard.Row("Resources"))
+        .with_panel(
+            _series(
+                "GPU utilisation",
+                "Percent of time each GPU of the job's pods was busy (NVIDIA dcgm-exporter's "
+                "DCGM_FI_DEV_GPU_UTIL). Idle GPUs while training runs point at the input "
+                "pipeline; idle with no steps at a stall.",
+                [(_gpu("DCGM_FI_DEV_GPU_UTIL"), "{{pod}} GPU {{gpu}}")],
+                unit="percent",
+                span=6,
+                no_value="No GPU metrics: needs NVIDIA's dcgm-exporter",
+            )
+        )
+        .with_panel(
+            _series(
+                "GPU memory used",
+                "Frame-buffer memory used on each GPU of the job's pods (dcgm-exporter's "
+                "DCGM_FI_DEV_FB_USED, MiB, shown in bytes).",
+                [(f"{_gpu('DCGM_FI_DEV_FB_USED')} * 1048576", "{{pod}} GPU {{gpu}}")],
+                unit="bytes",
+                span=6,
+                no_value="No GPU metrics: needs NVIDIA's dcgm-exporter",
+            )
+        )
+        .with_panel(
+            _series(
+                "CPU",
+                "CPU cores each container of the job's pods uses (cAdvisor's "
+                "container_cpu_usage_seconds_total, from the kubelet).",
+                [
+                    (
+                        "sum by (namespace, pod, container) (rate("
+                        f"{_containers('container_cpu_usage_seconds_total')}"
+                        "[$__rate_interval]))",
+                        "{{pod}} {{container}}",
+                    )
+                ],
+                span=6,
+                no_value="No cAdvisor metrics for this job's pods",
+            )
+        )
+        .with_panel(
+            _series(
+                "Memory",
+                "Working-set memory of each container of the job's pods, what the kubelet "
+                "compares with the limit before an OOM kill (cAdvisor's "
+                "container_memory_working_set_bytes).",
+                [
+                    (
+                        "max by (namespace, pod, container) "
+                        f"({_containers('container_memory_working_set_bytes')})",
+                        "{{pod}} {{container}}",
+                    )
+                ],
+                unit="bytes",
+                span=6,
+                no_value="No cAdvisor metrics for this job's pods",
+            )
+        )
+    )
+
     return (
         board.with_row(dashboard.Row("Operator"))
         .with_panel(
@@ -470,7 +578,7 @@ def build() -> dashboard.Dashboard:
             _series(
                 "Reaction time",
                 "Seconds from observing an attempt's end to creating its replacement pod.",
-                _quantiles("rekindle_operator_reaction_seconds", "", ""),
+                _quantiles("rekindle_operator_reaction_seconds", CLUSTER, ""),
                 unit="s",
             )
         )
@@ -478,7 +586,7 @@ def build() -> dashboard.Dashboard:
             _series(
                 "Reconcile duration",
                 "Seconds one reconcile of one TrainingJob took.",
-                _quantiles("rekindle_operator_reconcile_duration_seconds", "", ""),
+                _quantiles("rekindle_operator_reconcile_duration_seconds", CLUSTER, ""),
                 unit="s",
             )
         )
@@ -507,7 +615,7 @@ def build() -> dashboard.Dashboard:
                 [
                     (
                         "sum by (verb, resource, code) "
-                        f"{_increase('rekindle_operator_api_errors_total')}",
+                        f"{_increase(f'rekindle_operator_api_errors_total{{{CLUSTER}}}')}",
                         "{{verb}} {{resource}} {{code}}",
                     )
                 ],

@@ -40,8 +40,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from rekindle_trainer import contract
+from rekindle_trainer.checkpoint.store import CheckpointStore
 from rekindle_trainer.contract import ProgressEvent, ProgressKind, TerminationMessage
-from rekindle_trainer.store import CheckpointStore
 
 PRECISIONS: Final = ("float32", "mixed_float16")
 #: Where the child process writes what TensorFlow showed it.
@@ -97,8 +97,8 @@ def child(split_gpu: int, memory_mb: int) -> int:
         )
     import keras  # noqa: PLC0415
 
-    from rekindle_trainer.session import session  # noqa: PLC0415
-    from rekindle_trainer.setup import check_setup, load_entrypoint  # noqa: PLC0415
+    from rekindle_trainer.training.session import session  # noqa: PLC0415
+    from rekindle_trainer.training.setup import check_setup, load_entrypoint  # noqa: PLC0415
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from rekindle_operator.metric_names import OPERATOR_METRICS
+from rekindle_operator.core.metric_names import OPERATOR_METRICS
 from rekindle_trainer.contract import TRAINER_METRICS
 from tests.chart import rendering as r
 
@@ -21,6 +21,20 @@ KEYWORDS = {
     "and", "or", "unless", "inf", "nan",
 }  # fmt: skip
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+#: Series Prometheus makes itself for every scrape target.
+PROMETHEUS_SERIES = frozenset({"up"})
+#: Other exporters' series the dashboard reads when they are there: NVIDIA's dcgm-exporter
+#: (GPU utilisation and memory) and the kubelet's cAdvisor (container CPU and memory).
+EXTERNAL_SERIES = frozenset(
+    {
+        "DCGM_FI_DEV_GPU_UTIL",
+        "DCGM_FI_DEV_FB_USED",
+        "container_cpu_usage_seconds_total",
+        "container_memory_working_set_bytes",
+    }
+)
+#: What Grafana puts in for its interval macros over a short time range.
+MACROS = {"$__rate_interval": "5m", "$__interval": "1m"}
 
 
 @dataclass(frozen=True)
@@ -77,14 +91,25 @@ def dashboard_queries() -> list[Query]:
 
 
 def alert_queries(values: dict[str, Any] | None = None) -> list[Query]:
-    """Every alert expression of the rendered PrometheusRule."""
-    base = {"monitoring": {"prometheusRule": {"enabled": True}}}
-    rule = r.one(r.objects(r.merge(base, values or {})), "PrometheusRule")
+    """Every alert expression of the rendered PrometheusRule (with the ServiceMonitor's)."""
+    rule = r.one(r.objects(r.merge(r.RULES_ON, values or {})), "PrometheusRule")
     return [
         Query("alert", item["alert"], item["expr"], _grouping(item["expr"]))
         for group in rule["spec"]["groups"]
         for item in group["rules"]
     ]
+
+
+def expand(expr: str, *, namespace: str, job: str, cluster: str = ".*") -> str:
+    """A query as Grafana sends it: macros and the dashboard's variables filled in.
+
+    ``cluster`` defaults to what the variable's "All" stands for.
+    """
+    for macro, value in MACROS.items():
+        expr = expr.replace(macro, value)
+    for name, value in (("cluster", cluster), ("namespace", namespace), ("job", job)):
+        expr = re.sub(rf"\${name}\b", value, expr)
+    return expr
 
 
 def metric_names(expr: str) -> set[str]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import helm_python as helm
 import jsonschema
+import kubernetes_validate
 import yaml
 
 from tests.support.deps import REPO_ROOT, shared_testdata
@@ -43,6 +44,8 @@ TOGGLES: tuple[tuple[str, tuple[Any, ...]], ...] = (
 WATCHED = ("team-a", "team-b")
 
 ALL_ON: dict[str, Any] = {
+    # Two replicas add the PodDisruptionBudget and the anti-affinity.
+    "replicaCount": 2,
     "monitoring": {
         "serviceMonitor": {"enabled": True},
         "podMonitor": {"enabled": True},
@@ -50,6 +53,11 @@ ALL_ON: dict[str, Any] = {
         "dashboard": {"enabled": True},
     },
     "networkPolicy": {"enabled": True},
+}
+
+#: The alerts, with the ServiceMonitor whose scrape job RekindleOperatorDown names.
+RULES_ON: dict[str, Any] = {
+    "monitoring": {"prometheusRule": {"enabled": True}, "serviceMonitor": {"enabled": True}}
 }
 
 
@@ -87,10 +95,16 @@ def chart() -> helm.Chart:
 
 
 def render(
-    values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE
+    values: dict[str, Any] | None = None,
+    *,
+    name: str = RELEASE,
+    namespace: str = NAMESPACE,
+    upgrade: bool = False,
 ) -> dict[str, str]:
-    """Template path -> rendered text, as ``helm template`` would print it."""
-    return chart().render(values or {}, name=name, namespace=namespace, is_install=True)
+    """Template path -> rendered text, as ``helm install`` (or ``helm upgrade``) would make it."""
+    return chart().render(
+        values or {}, name=name, namespace=namespace, is_install=not upgrade, is_upgrade=upgrade
+    )
 
 
 class StrictLoader(yaml.CSafeLoader):
@@ -131,6 +145,16 @@ def parse(rendered: dict[str, str]) -> list[dict[str, Any]]:
 def objects(values: dict[str, Any] | None = None, **kwargs: Any) -> list[dict[str, Any]]:
     """Render and parse in one step."""
     return parse(render(values, **kwargs))
+
+
+def is_hook(obj: dict[str, Any]) -> bool:
+    """Whether Helm runs the object as a hook (test, pre-upgrade) rather than installing it."""
+    return "helm.sh/hook" in obj["metadata"]["annotations"]
+
+
+def installed(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The objects the release installs and keeps: hooks left out."""
+    return [o for o in objs if not is_hook(o)]
 
 
 def of_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -218,6 +242,28 @@ def crd_errors(
         f"{obj['kind']}/{obj['metadata'].get('name')}: {error.json_path}: {error.message}"
         for error in validators[key].iter_errors(clean(obj))
     ]
+
+
+def kube_errors(obj: dict[str, Any], version: str) -> list[str]:
+    """kubernetes-validate's strict errors for a built-in object."""
+    try:
+        kubernetes_validate.validate(clean(obj), version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        return [f"{obj['kind']}/{obj['metadata']['name']} ({version}): {exc.message} at {exc.path}"]
+    return []
+
+
+def validate_all(objs: list[dict[str, Any]]) -> list[str]:
+    """Errors of every object: built-ins via kubernetes-validate, custom ones via their CRDs."""
+    crds = {**prometheus_operator_validators(), **chart_crd_validators()}
+    errors: list[str] = []
+    for obj in objs:
+        if (obj["apiVersion"], obj["kind"]) in crds:
+            errors += crd_errors(obj, crds)
+        else:
+            for version in KUBE_VERSIONS:
+                errors += kube_errors(obj, version)
+    return errors
 
 
 def canonical(obj: dict[str, Any]) -> str:

@@ -16,9 +16,9 @@ from typing import Any
 
 import keras
 
-from rekindle_trainer.config import TrainerConfig
+from rekindle_trainer.core.config import TrainerConfig
 from rekindle_trainer.examples import digits
-from rekindle_trainer.setup import TrainingSetup
+from rekindle_trainer.training.setup import TrainingSetup
 
 
 class _Pause(keras.callbacks.Callback):  # type: ignore[misc]

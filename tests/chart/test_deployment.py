@@ -148,7 +148,8 @@ def test_selector_never_matches_trainer_pods() -> None:
 
 def test_the_operator_cli_accepts_the_rendered_arguments() -> None:
     """The chart's arguments mean what the chart intends to `rekindle operator` itself."""
-    from rekindle_operator import cli, operator_command
+    from rekindle_operator import cli
+    from rekindle_operator.cluster import operator_command
 
     for values in ({}, r.nested({"watch.scope": "namespaced", "operator.metricsPort": 9300})):
         container = _container(values)

@@ -35,8 +35,10 @@ def test_restricted_scrapers_and_api_server_cidrs() -> None:
     policy = r.one(objs, "NetworkPolicy")["spec"]
     peers = policy["ingress"][0]["from"]
     assert peers[0] == peer
-    # The helm test pod may still reach the metrics port.
-    test_pod = r.one(objs, "Pod")
+    # The helm test pods may still reach the metrics port.
     allowed = peers[1]["podSelector"]["matchLabels"]
-    assert all(test_pod["metadata"]["labels"][k] == v for k, v in allowed.items())
+    test_pods = r.of_kind(objs, "Pod")
+    assert len(test_pods) == 2
+    for test_pod in test_pods:
+        assert all(test_pod["metadata"]["labels"][k] == v for k, v in allowed.items())
     assert policy["egress"][1]["to"] == [{"ipBlock": {"cidr": "10.0.0.1/32"}}]

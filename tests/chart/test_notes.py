@@ -34,3 +34,9 @@ def test_several_replicas_explain_peering_without_a_warning() -> None:
     assert "takes over once its peering entry expires" in notes
     assert "WARNING" not in notes
     assert "operator replicas share" not in _notes({})
+
+
+def test_says_when_the_operator_down_alert_is_left_out() -> None:
+    rules_only: dict[str, object] = {"monitoring": {"prometheusRule": {"enabled": True}}}
+    assert "RekindleOperatorDown is left out" in _notes(rules_only)
+    assert "RekindleOperatorDown is left out" not in _notes(r.ALL_ON)

@@ -51,15 +51,15 @@ def test_validates_against_the_prometheus_operator_crd() -> None:
 
 def test_selects_the_pods_the_operator_builds() -> None:
     """The operator's own pod builder makes pods this PodMonitor scrapes, with both labels."""
-    from rekindle_operator import pods, trainer_config
-    from rekindle_operator import spec as specs
+    from rekindle_operator.core import job_spec
+    from rekindle_operator.resources import pods
     from tests.chart import promserver
-    from tests.operator_tests.test_operator import training_job
+    from tests.operator_tests.cluster.test_operator import training_job
 
     job = training_job("digits", "ml")
     job["metadata"]["uid"] = "0c6b3c5e-1111-4222-8333-444455556666"
-    spec = specs.parse_spec(job["spec"])
-    pod = pods.build_pod(job, spec, 3, trainer_config.project(spec))
+    spec = job_spec.parse_spec(job["spec"])
+    pod = pods.build_pod(job, spec, 3, job_spec.trainer_document(spec))
     pod["metadata"].setdefault("namespace", "ml")
     (group,) = promserver.pod_target_groups(_monitor(), [pod], {pod["metadata"]["name"]: 1})
     labels = group["labels"]

@@ -1,4 +1,8 @@
-"""The PrometheusRule (templates/prometheusrule.yaml): promtool checks and tests every alert."""
+"""The PrometheusRule (templates/prometheusrule.yaml): promtool checks and tests every alert.
+
+Every alert about one TrainingJob names it (``namespace``, ``rekindle_job``);
+every alert has a runbook under docs/runbooks/ that says what to do.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +15,28 @@ import pytest
 import yaml
 
 from tests.chart import rendering as r
-from tests.support.deps import need_tool
+from tests.support.deps import REPO_ROOT, need_tool
 
 UNIT_TESTS = Path(__file__).parent / "promtool" / "alerts_test.yaml"
+RUNBOOKS = REPO_ROOT / "docs" / "runbooks"
+RUNBOOK_BASE = "https://github.com/rekindle-dev/rekindle/blob/main/docs/runbooks"
+#: Alert -> its values key and its runbook page.
 ALERTS = {
-    "RekindleJobFailed",
-    "RekindleRestartStorm",
-    "RekindleCheckpointOverdue",
-    "RekindleTrainingStalled",
+    "RekindleJobFailed": ("jobFailed", "job-failed.md"),
+    "RekindleRestartStorm": ("restartStorm", "restart-storm.md"),
+    "RekindleJobPending": ("jobPending", "job-pending.md"),
+    "RekindleCheckpointOverdue": ("checkpointOverdue", "checkpoint-overdue.md"),
+    "RekindleTrainingStalled": ("trainingStalled", "training-stalled.md"),
+    "RekindleOperatorDown": ("operatorDown", "operator-down.md"),
+    "RekindleAPIErrors": ("apiErrors", "api-errors.md"),
 }
+#: Alerts about the operator rather than one TrainingJob.
+OPERATOR_ALERTS = {"RekindleOperatorDown", "RekindleAPIErrors"}
 
 
 def _rule(values: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The rendered PrometheusRule with the rule enabled."""
-    base = {"monitoring": {"prometheusRule": {"enabled": True}}}
-    return r.one(r.objects(r.merge(base, values or {})), "PrometheusRule")
+    """The rendered PrometheusRule with the rule (and the ServiceMonitor) enabled."""
+    return r.one(r.objects(r.merge(r.RULES_ON, values or {})), "PrometheusRule")
 
 
 def _rules(values: dict[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -82,7 +93,7 @@ def test_unit_tests_fail_when_a_threshold_changes(tmp_path: Path) -> None:
 def test_every_rule_has_a_firing_unit_test() -> None:
     """Each rule (alert name plus its `since` label) is expected to fire in some case."""
     rules = {(rule["alert"], rule["labels"].get("since")) for rule in _rules()}
-    assert {alert for alert, _ in rules} == ALERTS
+    assert {alert for alert, _ in rules} == set(ALERTS)
     tested: set[tuple[str, str | None]] = set()
     for case in yaml.safe_load(UNIT_TESTS.read_text())["tests"]:
         for check in case.get("alert_rule_test", []):
@@ -91,24 +102,67 @@ def test_every_rule_has_a_firing_unit_test() -> None:
     assert rules == tested
 
 
-def test_each_alert_has_severity_summary_and_description() -> None:
+def test_every_alert_has_a_quiet_unit_test() -> None:
+    """Each alert is also evaluated where it must not fire (an empty ``exp_alerts``)."""
+    quiet = {
+        check["alertname"]
+        for case in yaml.safe_load(UNIT_TESTS.read_text())["tests"]
+        for check in case.get("alert_rule_test", [])
+        if not check["exp_alerts"]
+    }
+    assert quiet == set(ALERTS)
+
+
+def test_each_alert_has_severity_summary_description_and_a_runbook() -> None:
     for rule in _rules():
         assert rule["labels"]["severity"] in {"info", "warning", "critical"}
         assert rule["annotations"]["summary"]
         assert rule["annotations"]["description"]
+        page = ALERTS[rule["alert"]][1]
+        assert rule["annotations"]["runbook_url"] == f"{RUNBOOK_BASE}/{page}"
+
+
+def test_every_runbook_says_what_it_means_and_what_to_do() -> None:
+    for alert, (_, page) in ALERTS.items():
+        text = (RUNBOOKS / page).read_text()
+        assert text.startswith(f"# {alert}\n"), page
+        for section in ("## Meaning", "## Impact", "## Diagnosis", "## Mitigation"):
+            assert section in text, (page, section)
+        assert "```" in text, f"{page}: no command to run"
+
+
+def test_job_alerts_name_the_job_and_are_warnings_by_default() -> None:
+    """Grouped by namespace and rekindle_job, so a route reaches the job's owners."""
+    for rule in _rules():
+        if rule["alert"] in OPERATOR_ALERTS:
+            continue
+        assert "by (namespace, rekindle_job)" in rule["expr"], rule["alert"]
+        assert "$labels.rekindle_job" in rule["annotations"]["summary"], rule["alert"]
+        assert rule["labels"]["severity"] == "warning", rule["alert"]
+
+
+def test_runbook_base_url_from_values() -> None:
+    values = {"monitoring": {"prometheusRule": {"runbookBaseURL": "https://wiki.example.com/rb/"}}}
+    for rule in _rules(values):
+        assert rule["annotations"]["runbook_url"].startswith("https://wiki.example.com/rb/")
+        assert "//" not in rule["annotations"]["runbook_url"].removeprefix("https://")
 
 
 def test_alerts_can_be_switched_off_one_by_one() -> None:
-    keys = {
-        "jobFailed": "RekindleJobFailed",
-        "restartStorm": "RekindleRestartStorm",
-        "checkpointOverdue": "RekindleCheckpointOverdue",
-        "trainingStalled": "RekindleTrainingStalled",
-    }
-    for key, alert in keys.items():
+    for alert, (key, _) in ALERTS.items():
         values = {"monitoring": {"prometheusRule": {key: {"enabled": False}}}}
         names = {rule["alert"] for rule in _rules(values)}
-        assert names == ALERTS - {alert}
+        assert names == set(ALERTS) - {alert}
+
+
+def test_operator_down_needs_the_service_monitor_that_names_the_operator() -> None:
+    values = {"monitoring": {"prometheusRule": {"enabled": True}}}
+    rule = r.one(r.objects(values), "PrometheusRule")
+    names = {item["alert"] for group in rule["spec"]["groups"] for item in group["rules"]}
+    assert names == set(ALERTS) - {"RekindleOperatorDown"}
+    (down,) = [item for item in _rules() if item["alert"] == "RekindleOperatorDown"]
+    service = r.one(r.objects({}), "Service")["metadata"]
+    assert f'up{{job="{service["name"]}", namespace="{service["namespace"]}"}}' in down["expr"]
 
 
 def test_thresholds_and_labels_come_from_values() -> None:
@@ -118,8 +172,11 @@ def test_thresholds_and_labels_come_from_values() -> None:
                 "alertLabels": {"team": "ml-platform", "severity": "ignored"},
                 "labels": {"release": "kube-prometheus-stack"},
                 "restartStorm": {"restarts": 5, "window": "30m"},
+                "jobPending": {"afterSeconds": 600},
                 "checkpointOverdue": {"afterSeconds": 7200, "severity": "critical"},
                 "trainingStalled": {"afterSeconds": 900},
+                "operatorDown": {"for": "2m"},
+                "apiErrors": {"errors": 50, "window": "1h"},
             }
         }
     }
@@ -132,15 +189,20 @@ def test_thresholds_and_labels_come_from_values() -> None:
         assert item["labels"]["severity"] != "ignored"
     storm = by_alert["RekindleRestartStorm"][0]
     assert storm["expr"].rstrip().endswith(">= 5")
-    assert "[30m]" in storm["expr"]
-    assert "offset 30m" in storm["expr"]
+    assert "[30m:1m]" in storm["expr"]
+    assert by_alert["RekindleJobPending"][0]["for"] == "600s"
+    assert by_alert["RekindleOperatorDown"][0]["for"] == "2m"
+    errors = by_alert["RekindleAPIErrors"][0]
+    assert errors["expr"].rstrip().endswith(">= 50")
+    assert "[1h]" in errors["expr"]
+    assert "offset 1h" in errors["expr"]
     overdue = by_alert["RekindleCheckpointOverdue"]
     assert "> 7200" in overdue[0]["expr"]
     assert overdue[1]["for"] == "7200s"
     assert {o["labels"]["severity"] for o in overdue} == {"critical"}
     stalled = by_alert["RekindleTrainingStalled"]
     assert "> 900" in stalled[0]["expr"]
-    assert stalled[1]["for"] == "900s"
+    assert stalled[1]["for"] == stalled[2]["for"] == "900s"
 
 
 @pytest.mark.parametrize("window", ["15", "1 h", "-5m"])

@@ -1,4 +1,4 @@
-"""RBAC (templates/rbac.yaml): exactly the calls in rekindle_operator.permissions, no wildcard."""
+"""RBAC (templates/rbac.yaml): exactly the calls in resources.permissions, no wildcard."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from rekindle_operator import permissions
-from rekindle_operator.permissions import Mode, Permission
+from rekindle_operator.resources import permissions
+from rekindle_operator.resources.permissions import Mode, Permission
 from tests.chart import rendering as r
 
 
@@ -41,11 +41,30 @@ def _values(mode: Mode) -> dict[str, Any]:
     return r.nested({"watch.scope": mode.value})
 
 
+def _operator_roles(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The operator's own (Cluster)Roles; the user-facing ones are tested below."""
+    return [
+        o
+        for o in objs
+        if o["kind"] in {"Role", "ClusterRole"}
+        and o["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+    ]
+
+
+def _user_roles(objs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The aggregated user-facing ClusterRoles, by name suffix (``view``, ``edit``)."""
+    return {
+        o["metadata"]["name"].rsplit("-", 1)[1]: o
+        for o in r.of_kind(objs, "ClusterRole")
+        if o["metadata"]["labels"]["app.kubernetes.io/component"] == "user-roles"
+    }
+
+
 def test_cluster_mode_one_clusterrole_bound_to_the_service_account() -> None:
-    objs = r.objects(_values(Mode.CLUSTER))
+    objs = r.installed(r.objects(_values(Mode.CLUSTER)))
     assert not r.of_kind(objs, "Role")
     assert not r.of_kind(objs, "RoleBinding")
-    role = r.one(objs, "ClusterRole")
+    (role,) = _operator_roles(objs)
     binding = r.one(objs, "ClusterRoleBinding")
     account = r.one(objs, "ServiceAccount")
     assert binding["roleRef"] == {
@@ -63,8 +82,8 @@ def test_cluster_mode_one_clusterrole_bound_to_the_service_account() -> None:
 
 
 def test_namespaced_mode_a_role_in_each_watched_namespace_and_no_cluster_access() -> None:
-    objs = r.objects(_values(Mode.NAMESPACED))
-    assert not r.of_kind(objs, "ClusterRole")
+    objs = r.installed(r.objects(_values(Mode.NAMESPACED)))
+    assert {o["kind"] for o in _operator_roles(objs)} == {"Role"}
     assert not r.of_kind(objs, "ClusterRoleBinding")
     roles = {o["metadata"]["namespace"]: o for o in r.of_kind(objs, "Role")}
     bindings = {o["metadata"]["namespace"]: o for o in r.of_kind(objs, "RoleBinding")}
@@ -78,7 +97,7 @@ def test_namespaced_mode_a_role_in_each_watched_namespace_and_no_cluster_access(
 @pytest.mark.parametrize("mode", list(Mode))
 def test_every_call_the_operator_makes_is_allowed(mode: Mode) -> None:
     objs = r.objects(_values(mode))
-    rule_sets = [o["rules"] for o in objs if o["kind"] in {"Role", "ClusterRole"}]
+    rule_sets = [o["rules"] for o in _operator_roles(objs)]
     assert rule_sets
     for rules in rule_sets:
         for permission in permissions.for_mode(mode):
@@ -92,11 +111,9 @@ def test_every_call_the_operator_makes_is_allowed(mode: Mode) -> None:
 
 @pytest.mark.parametrize("mode", list(Mode))
 def test_nothing_is_granted_that_the_operator_does_not_use(mode: Mode) -> None:
-    objs = r.objects(_values(mode))
-    for obj in objs:
-        if obj["kind"] in {"Role", "ClusterRole"}:
-            extra = _grants(obj["rules"]) - _needed(mode)
-            assert not extra, f"{obj['kind']} grants calls not in permissions.py: {sorted(extra)}"
+    for obj in _operator_roles(r.objects(_values(mode))):
+        extra = _grants(obj["rules"]) - _needed(mode)
+        assert not extra, f"{obj['kind']} grants calls not in permissions.py: {sorted(extra)}"
 
 
 @pytest.mark.parametrize("mode", list(Mode))
@@ -153,7 +170,51 @@ def test_rbac_create_false_renders_no_rbac() -> None:
 
 
 def test_existing_service_account_is_bound() -> None:
-    objs = r.objects({"serviceAccount": {"create": False, "name": "mine"}})
+    objs = r.installed(r.objects({"serviceAccount": {"create": False, "name": "mine"}}))
     assert not r.of_kind(objs, "ServiceAccount")
     assert r.one(objs, "ClusterRoleBinding")["subjects"][0]["name"] == "mine"
     assert r.one(objs, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
+
+
+def _aggregated(objs: list[dict[str, Any]], role: str) -> set[tuple[str, str, str]]:
+    """What the chart adds to built-in ClusterRole ``role`` through its aggregation label."""
+    label = f"rbac.authorization.k8s.io/aggregate-to-{role}"
+    return {
+        grant
+        for o in r.of_kind(objs, "ClusterRole")
+        if o["metadata"]["labels"].get(label) == "true"
+        for grant in _grants(o["rules"])
+    }
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_user_roles_aggregate_into_view_edit_and_admin(mode: Mode) -> None:
+    objs = r.objects(_values(mode))
+    roles = _user_roles(objs)
+    assert {name: o["metadata"]["name"] for name, o in roles.items()} == {
+        "view": "rk-rekindle-view",
+        "edit": "rk-rekindle-edit",
+    }
+    reads = {("rekindle.dev", res, verb) for res in ("trainingjobs", "trainingjobs/status")
+             for verb in ("get", "list", "watch")}  # fmt: skip
+    writes = {
+        ("rekindle.dev", "trainingjobs", verb)
+        for verb in ("create", "update", "patch", "delete", "deletecollection")
+    }
+    assert _aggregated(objs, "view") == reads
+    assert _aggregated(objs, "edit") == reads | writes
+    assert _aggregated(objs, "admin") == reads | writes
+
+
+def test_user_roles_never_write_the_status_and_never_touch_pods() -> None:
+    """The status is the operator's; pods come only from the operator (Pod Security applies)."""
+    for role in _user_roles(r.objects({})).values():
+        for group, resource, verb in _grants(role["rules"]):
+            assert group == "rekindle.dev", role["rules"]
+            assert resource != "trainingjobs/status" or verb in {"get", "list", "watch"}
+        assert "aggregationRule" not in role
+
+
+def test_user_roles_can_be_switched_off() -> None:
+    for values in ({"rbac": {"aggregateToDefaultRoles": False}}, {"rbac": {"create": False}}):
+        assert not _user_roles(r.objects(values)), values

@@ -14,7 +14,6 @@ import os
 from typing import Any
 
 import helm_python as helm
-import kubernetes_validate
 import pytest
 
 from tests.chart import rendering as r
@@ -38,28 +37,6 @@ def _combinations() -> list[dict[str, Any]]:
     return [dict(zip(paths, combo, strict=True)) for combo in itertools.product(*choices)]
 
 
-def _kube_errors(obj: dict[str, Any], version: str) -> list[str]:
-    """kubernetes-validate's strict errors for a built-in object."""
-    try:
-        kubernetes_validate.validate(r.clean(obj), version, strict=True)
-    except kubernetes_validate.ValidationError as exc:
-        return [f"{obj['kind']}/{obj['metadata']['name']} ({version}): {exc.message} at {exc.path}"]
-    return []
-
-
-def _validate_all(objs: list[dict[str, Any]]) -> list[str]:
-    """Errors of every object: built-ins via kubernetes-validate, custom ones via their CRDs."""
-    crds = {**r.prometheus_operator_validators(), **r.chart_crd_validators()}
-    errors: list[str] = []
-    for obj in objs:
-        if (obj["apiVersion"], obj["kind"]) in crds:
-            errors += r.crd_errors(obj, crds)
-        else:
-            for version in r.KUBE_VERSIONS:
-                errors += _kube_errors(obj, version)
-    return errors
-
-
 @pytest.mark.slow
 def test_every_toggle_combination_renders_lints_and_validates() -> None:
     distinct: dict[str, dict[str, Any]] = {}
@@ -68,7 +45,7 @@ def test_every_toggle_combination_renders_lints_and_validates() -> None:
     for flat in combos:
         values = r.nested(flat)
         objs = r.objects(values)
-        kinds = {o["kind"] for o in objs}
+        kinds = {o["kind"] for o in r.installed(objs)}
         for toggle, toggled in TOGGLED_KINDS.items():
             assert (toggled <= kinds) == bool(flat[toggle]), (flat, toggle, kinds)
         dashboards = [o for o in r.of_kind(objs, "ConfigMap") if "rekindle.json" in o["data"]]
@@ -82,13 +59,13 @@ def test_every_toggle_combination_renders_lints_and_validates() -> None:
         assert not errors, (flat, errors)
         for obj in objs:
             distinct.setdefault(r.canonical(obj), obj)
-    problems = _validate_all(list(distinct.values()))
+    problems = r.validate_all(list(distinct.values()))
     assert not problems, "\n".join(problems)
 
 
 def test_default_and_all_on_objects_validate() -> None:
     for values in ({}, r.ALL_ON, r.merge(r.ALL_ON, r.nested({"watch.scope": "namespaced"}))):
-        problems = _validate_all(r.objects(values))
+        problems = r.validate_all(r.objects(values))
         assert not problems, "\n".join(problems)
 
 
@@ -104,7 +81,7 @@ def test_strict_validation_rejects_unknown_fields() -> None:
                 continue  # kopf's peering CRD keeps no spec schema: anything goes there.
             assert r.crd_errors(broken, crds), obj["kind"]
         elif obj["kind"] not in {"ConfigMap", "ServiceAccount", "ClusterRole", "Role"}:
-            assert _kube_errors(broken, r.KUBE_VERSIONS[0]), obj["kind"]
+            assert r.kube_errors(broken, r.KUBE_VERSIONS[0]), obj["kind"]
 
 
 def test_duplicate_keys_are_caught_by_the_loader() -> None:

@@ -8,14 +8,16 @@ from tests.chart import rendering as r
 
 
 def test_created_with_annotations() -> None:
-    objs = r.objects({"serviceAccount": {"annotations": {"iam.example.com/role": "r"}}})
+    objs = r.installed(
+        r.objects({"serviceAccount": {"annotations": {"iam.example.com/role": "r"}}})
+    )
     account = r.one(objs, "ServiceAccount")
     assert account["metadata"]["namespace"] == r.NAMESPACE
     assert account["metadata"]["annotations"] == {"iam.example.com/role": "r"}
 
 
 def test_custom_name() -> None:
-    objs = r.objects({"serviceAccount": {"name": "operator"}})
+    objs = r.installed(r.objects({"serviceAccount": {"name": "operator"}}))
     assert r.one(objs, "ServiceAccount")["metadata"]["name"] == "operator"
 
 
