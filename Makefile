@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator gpu-check e2e-kind e2e-cluster clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator gpu-check e2e-kind e2e-cluster emulated-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -67,6 +67,11 @@ e2e-kind:
 ## e2e-cluster: the end-to-end scenarios against REKINDLE_E2E_KUBECONFIG's cluster
 e2e-cluster: dev
 	$(BIN)/python -m pytest tests/e2e -m cluster
+
+## emulated-cluster: serve the tests' emulated API, one process node and the operator until
+## Ctrl-C; prints a kubeconfig for kubectl (docs/emulated-cluster.md)
+emulated-cluster: dev
+	$(BIN)/python -m tests.kube serve --operator
 
 clean:
 	rm -rf $(VENV) .rekindle .pytest_cache .mypy_cache .ruff_cache

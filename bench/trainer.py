@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import print_table, write_result
-from rekindle_trainer import position
+from rekindle_trainer.checkpoint import position_file
 
 REPO = Path(__file__).resolve().parents[1]
 BIG_UNITS = 2048  # 1024 -> 2048 -> 2048 -> 2048 -> 10: about 10.5 M parameters
@@ -70,7 +70,7 @@ def build_big(config: Any) -> Any:
     """The >= 10 M parameter entrypoint (synthetic data, no download)."""
     import keras
 
-    from rekindle_trainer.setup import TrainingSetup
+    from rekindle_trainer.training.setup import TrainingSetup
 
     samples = int(config.hyperparameters.get("samples", 1280))
     model = keras.Sequential(
@@ -143,8 +143,9 @@ def _segment(
     """
     import keras
 
-    from rekindle_trainer import callback as callback_module
-    from rekindle_trainer import contract, saver, session
+    from rekindle_trainer import contract, session
+    from rekindle_trainer.checkpoint import saver
+    from rekindle_trainer.training.checkpointing import Checkpointer
 
     marks: list[tuple[float, float]] = []
 
@@ -167,13 +168,14 @@ def _segment(
     stalls: list[float] = []
     writer_cpu: list[float] = []
     write_wall: list[float] = []
-    save = callback_module.RekindleCallback._save
+    save = Checkpointer.save
     write = saver.BackgroundSaver._write
 
-    def recording_save(self: Any, trigger: str, logs: Any, *, wait: bool = False) -> None:
-        save(self, trigger, logs, wait=wait)
-        if not wait:
-            stalls.append(self.last_stall)
+    def recording_save(self: Any, model: Any, meta: Any, *, wait: bool = False) -> float | None:
+        stall = save(self, model, meta, wait=wait)
+        if stall is not None:
+            stalls.append(stall)
+        return stall
 
     def recording_write(self: Any, job: Any) -> None:
         cpu, wall = time.thread_time(), time.perf_counter()
@@ -182,13 +184,13 @@ def _segment(
             writer_cpu.append(time.thread_time() - cpu)
             write_wall.append(time.perf_counter() - wall)
 
-    callback_module.RekindleCallback._save = recording_save  # type: ignore[method-assign]
+    Checkpointer.save = recording_save  # type: ignore[method-assign]
     saver.BackgroundSaver._write = recording_write  # type: ignore[method-assign]
     try:
         with session(env) as run:
             run.fit(model, data, callbacks=[Clock()])
     finally:
-        callback_module.RekindleCallback._save = save  # type: ignore[method-assign]
+        Checkpointer.save = save  # type: ignore[method-assign]
         saver.BackgroundSaver._write = write  # type: ignore[method-assign]
     (wall0, cpu0), (wall1, cpu1) = marks[steps_per_epoch - 1], marks[-1]
     steps = len(marks) - steps_per_epoch
@@ -206,7 +208,8 @@ def _best_of(function: Any, tries: int = 5) -> float:
 
 def _host_copies(model: Any) -> dict[str, float]:
     """Reference copies to host memory, warm, best of three, between the segments."""
-    from rekindle_trainer import hostcopy, state
+    from rekindle_trainer.checkpoint import hostcopy, state
+    from rekindle_trainer.training import variable_copy
 
     values = state.variables(model)
     pool = hostcopy.BufferPool(depth=1)
@@ -214,7 +217,7 @@ def _host_copies(model: Any) -> dict[str, float]:
     return {
         "weights_numpy_seconds": _best_of(lambda: [w.numpy() for w in model.weights], 3),
         "state_numpy_seconds": _best_of(lambda: state.snapshot(model), 3),
-        "state_into_buffers_seconds": _best_of(lambda: hostcopy.copy_into(values, buffers), 3),
+        "state_into_buffers_seconds": _best_of(lambda: variable_copy.copy_into(values, buffers), 3),
     }
 
 
@@ -255,7 +258,7 @@ def checkpoint_overhead(quick: bool, epoch_seconds: float | None = None) -> dict
     rounds = 1 if quick else 3
     import keras
 
-    from rekindle_trainer.config import parse_config
+    from rekindle_trainer.core.config import parse_config
 
     config = parse_config({"epochs": 2, "hyperparameters": {"samples": 64 * WARM_UP_STEPS}})
     keras.utils.set_random_seed(config.seed)
@@ -389,7 +392,7 @@ def work_lost(quick: bool) -> dict[str, Any]:
             time.sleep(rng.uniform(0.3, 2.0))
             process.kill()
             process.wait()
-            reached = position.read(folder / "ckpt")
+            reached = position_file.read(folder / "ckpt")
             assert reached is not None
             seen = reached.step
             before = len(_events(folder))
@@ -458,7 +461,7 @@ def _keras_baseline(folder: Path, log: Path) -> None:
     """Plain Keras: BackupAndRestore + EarlyStopping, one epoch line per epoch run."""
     import keras
 
-    from rekindle_trainer.config import parse_config
+    from rekindle_trainer.core.config import parse_config
     from rekindle_trainer.examples import digits
 
     config = parse_config({k: v for k, v in DIGITS_DOC.items() if k != "entrypoint"})
