@@ -226,7 +226,9 @@ def _option_values(mode: Mode, option: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("option", permissions.OPTIONS)
 @pytest.mark.parametrize("mode", list(Mode))
-def test_a_gang_scheduling_option_grants_exactly_its_podgroup_calls(mode: Mode, option: str) -> None:
+def test_a_gang_scheduling_option_grants_exactly_its_podgroup_calls(
+    mode: Mode, option: str
+) -> None:
     """``gangScheduling.<scheduler>: true`` adds that scheduler's PodGroups, nothing else."""
     needed = {
         (p.group, p.resource, verb)

@@ -184,7 +184,7 @@ class GangScheduling:
     """All-or-nothing placement of an attempt's pods by a batch scheduler's PodGroup."""
 
     scheduler: GangScheduler = field(metadata=schema("scheduler", required=True))
-    #: The pods' ``schedulerName``; None: the scheduler's usual name (:data:`DEFAULT_SCHEDULER_NAMES`).
+    #: The pods' ``schedulerName``; None: the usual one (:data:`DEFAULT_SCHEDULER_NAMES`).
     scheduler_name: str | None = field(default=None, metadata=schema("schedulerName"))
     #: Volcano's Queue for the PodGroup (Volcano only); None: Volcano's ``default`` queue.
     queue: str | None = field(

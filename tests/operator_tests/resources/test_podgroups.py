@@ -136,7 +136,8 @@ def test_volcano_with_a_kueue_queue_from_the_jobs_label_is_a_conflict_naming_bot
     problem = podgroups.conflict(labelled, spec(**gang(scheduler="volcano")))
     assert problem is not None
     assert problem.startswith("spec.gangScheduling.scheduler:")
-    assert "team-a" in problem and kueue.QUEUE_LABEL in problem
+    assert "team-a" in problem
+    assert kueue.QUEUE_LABEL in problem
     assert podgroups.conflict(labelled, spec(**gang(scheduler="scheduler-plugins"))) is None
     assert podgroups.conflict(job(), spec(**gang(scheduler="volcano"))) is None
     assert podgroups.conflict(labelled, spec()) is None
