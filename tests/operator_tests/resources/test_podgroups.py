@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from rekindle_operator.core.job_spec import GangScheduler
 from rekindle_operator.resources import kueue, podgroups, pods, validation
@@ -224,3 +226,15 @@ def test_the_crd_refuses_a_conflict_naming_the_field(
     problems = validation.validate(manifest(**spec_fields))
     assert [p.field for p in problems] == [field], problems
     assert words in problems[0].message
+
+
+def test_the_snippet_in_docs_gang_scheduling_md_is_valid() -> None:
+    """docs/gang-scheduling.md: its spec fragment passes the CRD and parses as it says."""
+    text = (Path(__file__).parents[3] / "docs" / "gang-scheduling.md").read_text()
+    block = yaml.safe_load(text.split("```yaml\n", 1)[1].split("```", 1)[0])
+    doc = manifest(**block["spec"])
+    assert validation.validate(doc) == []
+    parsed = validation.check(doc).spec
+    assert parsed.gang_scheduling is not None
+    assert parsed.gang_scheduling.scheduler is GangScheduler.VOLCANO
+    assert parsed.gang_scheduling.pod_scheduler_name == "volcano"
