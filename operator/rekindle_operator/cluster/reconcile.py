@@ -501,8 +501,9 @@ async def _ensure_pod_group(
 ) -> str | None:
     """Create the attempt's PodGroup (before its pods) and drop the last attempt's; a problem.
 
-    409 is fine (a replayed start). A PodGroup API the cluster does not serve is a
-    problem no retry fixes; a missing permission is the caller's refusal to read.
+    409 is fine (a replayed start) if the group is the job's own. A PodGroup API the
+    cluster does not serve is a problem no retry fixes; a missing permission is the
+    caller's refusal to read.
     """
     problem = podgroups.conflict(job, spec)
     group = podgroups.build_pod_group(job, spec, attempt)
@@ -510,9 +511,15 @@ async def _ensure_pod_group(
         return problem
     api = podgroups.api_of(spec.gang_scheduling)
     resource = kubeapi.Resource(api.group, api.version, api.plural)
-    namespace = job["metadata"]["namespace"]
+    namespace, name = job["metadata"]["namespace"], group["metadata"]["name"]
     try:
-        await ctx.api.create(resource, namespace, group)
+        if not await ctx.api.create(resource, namespace, group):
+            existing = await ctx.api.get(resource, namespace, name)
+            if existing is not None and not ownership.is_owned_by(existing, job):
+                return (
+                    f"podgroup {namespace}/{name} ({api.group}) already exists and is not "
+                    "owned by this TrainingJob; delete that PodGroup or rename the job"
+                )
         if attempt > 1:
             last = podgroups.group_name(job["metadata"]["name"], attempt - 1)
             await ctx.api.delete(resource, namespace, last)

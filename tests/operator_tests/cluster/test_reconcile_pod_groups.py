@@ -163,3 +163,13 @@ async def test_a_pass_over_a_new_job_starts_the_gang_with_its_group() -> None:
     kinds = [k for verb, k, _ in api.calls if verb == "create"]
     assert "scheduling.volcano.sh/podgroups" in kinds
     assert kinds.index("scheduling.volcano.sh/podgroups") < kinds.index("pods")
+
+
+async def test_a_foreign_pod_group_of_the_same_name_is_a_problem_and_no_pod_is_made() -> None:
+    api = RecordingApi(_job("scheduler-plugins"))
+    foreign = {"metadata": {"name": "digits-1", "ownerReferences": []}}
+    api.objects[("scheduling.x-k8s.io/podgroups", "digits-1")] = foreign
+    problem, _ = await _start(api, 1)
+    assert problem is not None
+    assert problem.startswith("podgroup ml/digits-1 (scheduling.x-k8s.io) already exists")
+    assert not [c for c in api.calls if c[1] == "pods"]
