@@ -218,3 +218,33 @@ def test_user_roles_never_write_the_status_and_never_touch_pods() -> None:
 def test_user_roles_can_be_switched_off() -> None:
     for values in ({"rbac": {"aggregateToDefaultRoles": False}}, {"rbac": {"create": False}}):
         assert not _user_roles(r.objects(values)), values
+
+
+def _option_values(mode: Mode, option: str) -> dict[str, Any]:
+    return r.nested({"watch.scope": mode.value, option: True})
+
+
+@pytest.mark.parametrize("option", permissions.OPTIONS)
+@pytest.mark.parametrize("mode", list(Mode))
+def test_a_gang_scheduling_option_grants_exactly_its_podgroup_calls(
+    mode: Mode, option: str
+) -> None:
+    """``gangScheduling.<scheduler>: true`` adds that scheduler's PodGroups, nothing else."""
+    needed = {
+        (p.group, p.resource, verb)
+        for p in permissions.for_mode(mode, frozenset({option}))
+        for verb in p.verbs
+    }
+    rule_sets = [o["rules"] for o in _operator_roles(r.objects(_option_values(mode, option)))]
+    assert rule_sets
+    for rules in rule_sets:
+        assert _grants(rules) == needed
+    added = needed - _needed(mode)
+    assert {resource for _, resource, _ in added} == {"podgroups"}
+    assert {verb for _, _, verb in added} == {"get", "create", "delete"}
+
+
+@pytest.mark.parametrize("mode", list(Mode))
+def test_podgroups_are_not_granted_by_default(mode: Mode) -> None:
+    for obj in _operator_roles(r.objects(_values(mode))):
+        assert not any(resource == "podgroups" for _, resource, _ in _grants(obj["rules"]))

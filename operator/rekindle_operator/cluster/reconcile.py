@@ -44,6 +44,7 @@ from rekindle_operator.resources import (
     gang,
     kueue,
     ownership,
+    podgroups,
     pods,
     refusals,
     volumes,
@@ -418,6 +419,8 @@ async def _start_attempt(
         await ctx.api.create(kubeapi.PERSISTENT_VOLUME_CLAIMS, namespace, claim)
     if problem is None and spec.workers > 1:
         problem = await _point_service(ctx, job, attempt)
+    if problem is None and spec.gang_scheduling is not None:
+        problem = await _ensure_pod_group(ctx, job, spec, attempt)
     if problem is not None:
         return problem, False
     return await _create_pods(ctx, job, built)
@@ -490,6 +493,44 @@ async def _point_service(ctx: OperatorContext, job: Mapping[str, Any], attempt: 
     patch = workers.selector_patch(existing, meta["name"], attempt)
     if patch is not None:
         await ctx.api.merge_patch(kubeapi.SERVICES, namespace, name, patch)
+    return None
+
+
+async def _ensure_pod_group(
+    ctx: OperatorContext, job: Mapping[str, Any], spec: job_spec.TrainingJobSpec, attempt: int
+) -> str | None:
+    """Create the attempt's PodGroup (before its pods) and drop the last attempt's; a problem.
+
+    409 is fine (a replayed start) if the group is the job's own. A PodGroup API the
+    cluster does not serve is a problem no retry fixes; a missing permission is the
+    caller's refusal to read.
+    """
+    problem = podgroups.conflict(job, spec)
+    group = podgroups.build_pod_group(job, spec, attempt)
+    if problem is not None or group is None or spec.gang_scheduling is None:
+        return problem
+    api = podgroups.api_of(spec.gang_scheduling)
+    resource = kubeapi.Resource(api.group, api.version, api.plural)
+    namespace, name = job["metadata"]["namespace"], group["metadata"]["name"]
+    try:
+        if not await ctx.api.create(resource, namespace, group):
+            existing = await ctx.api.get(resource, namespace, name)
+            if existing is not None and not ownership.is_owned_by(existing, job):
+                return (
+                    f"podgroup {namespace}/{name} ({api.group}) already exists and is not "
+                    "owned by this TrainingJob; delete that PodGroup or rename the job"
+                )
+        if attempt > 1:
+            last = podgroups.group_name(job["metadata"]["name"], attempt - 1)
+            await ctx.api.delete(resource, namespace, last)
+    except kubeapi.ApiError as exc:
+        if exc.status != 404:
+            raise
+        return (
+            f"spec.gangScheduling.scheduler: this cluster serves no {api.plural}.{api.group} "
+            f"({api.api_version}); install {spec.gang_scheduling.scheduler.value} or remove "
+            "spec.gangScheduling"
+        )
     return None
 
 

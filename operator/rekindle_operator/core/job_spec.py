@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -162,6 +163,47 @@ class PodTemplate:
     )
 
 
+class GangScheduler(enum.StrEnum):
+    """Which batch scheduler places an attempt's pods all together (a PodGroup's API)."""
+
+    #: Volcano: ``scheduling.volcano.sh/v1beta1`` PodGroup, scheduler ``volcano``.
+    VOLCANO = "volcano"
+    #: scheduler-plugins' coscheduling: ``scheduling.x-k8s.io/v1alpha1`` PodGroup.
+    SCHEDULER_PLUGINS = "scheduler-plugins"
+
+
+#: The ``schedulerName`` each gang scheduler is installed under by default.
+DEFAULT_SCHEDULER_NAMES: Final = {
+    GangScheduler.VOLCANO: "volcano",
+    GangScheduler.SCHEDULER_PLUGINS: "scheduler-plugins-scheduler",
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GangScheduling:
+    """All-or-nothing placement of an attempt's pods by a batch scheduler's PodGroup."""
+
+    scheduler: GangScheduler = field(metadata=schema("scheduler", required=True))
+    #: The pods' ``schedulerName``; None: the usual one (:data:`DEFAULT_SCHEDULER_NAMES`).
+    scheduler_name: str | None = field(default=None, metadata=schema("schedulerName"))
+    #: Volcano's Queue for the PodGroup (Volcano only); None: Volcano's ``default`` queue.
+    queue: str | None = field(
+        default=None,
+        metadata=schema(
+            "queue", pattern=r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", accepts="a Volcano Queue name"
+        ),
+    )
+    #: scheduler-plugins' ``scheduleTimeoutSeconds`` (scheduler-plugins only).
+    schedule_timeout_seconds: int | None = field(
+        default=None, metadata=schema("scheduleTimeoutSeconds", minimum=1, maximum=86_400)
+    )
+
+    @property
+    def pod_scheduler_name(self) -> str:
+        """The ``schedulerName`` of every pod: the one set, else the scheduler's usual one."""
+        return self.scheduler_name or DEFAULT_SCHEDULER_NAMES[self.scheduler]
+
+
 @dataclass(frozen=True, kw_only=True)
 class TrainingJobSpec:
     """``spec`` of a TrainingJob."""
@@ -205,6 +247,8 @@ class TrainingJobSpec:
             "queueName", pattern=r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", accepts="a LocalQueue name"
         ),
     )
+    #: A PodGroup per attempt so a batch scheduler places all its pods or none; None: off.
+    gang_scheduling: GangScheduling | None = field(default=None, metadata=schema("gangScheduling"))
 
 
 def parse_spec(doc: Any) -> TrainingJobSpec:

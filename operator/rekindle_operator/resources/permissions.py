@@ -44,6 +44,8 @@ class Permission:
             grant it) or is cluster-scoped (only a ClusterRole can).
         modes: the install modes in which the operator makes these calls.
         why: what the operator does with it.
+        option: the chart value (a path under ``values.yaml``) that must be true for
+            the chart to grant it; None: always granted.
     """
 
     group: str
@@ -52,11 +54,17 @@ class Permission:
     namespaced: bool
     modes: frozenset[Mode]
     why: str
+    option: str | None = None
 
 
 _BOTH: Final = frozenset(Mode)
 TRAINING_GROUP: Final = "rekindle.dev"
 KOPF_GROUP: Final = "kopf.dev"
+#: Chart values that grant the PodGroup calls of ``spec.gangScheduling`` (off by default).
+VOLCANO_OPTION: Final = "gangScheduling.volcano"
+SCHEDULER_PLUGINS_OPTION: Final = "gangScheduling.schedulerPlugins"
+#: Every chart value that adds permissions.
+OPTIONS: Final = (VOLCANO_OPTION, SCHEDULER_PLUGINS_OPTION)
 
 PERMISSIONS: Final[tuple[Permission, ...]] = (
     Permission(
@@ -111,6 +119,24 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
         why="a gang's headless Service <job>-workers, pointed at each new attempt's workers",
     ),
     Permission(
+        "scheduling.volcano.sh",
+        "podgroups",
+        frozenset({"get", "create", "delete"}),
+        namespaced=True,
+        modes=_BOTH,
+        why="spec.gangScheduling volcano: a PodGroup per attempt; the last attempt's deleted",
+        option=VOLCANO_OPTION,
+    ),
+    Permission(
+        "scheduling.x-k8s.io",
+        "podgroups",
+        frozenset({"get", "create", "delete"}),
+        namespaced=True,
+        modes=_BOTH,
+        why="spec.gangScheduling scheduler-plugins: a PodGroup per attempt; the last one's deleted",
+        option=SCHEDULER_PLUGINS_OPTION,
+    ),
+    Permission(
         "",
         "events",
         frozenset({"create"}),
@@ -137,6 +163,8 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
 )
 
 
-def for_mode(mode: Mode) -> tuple[Permission, ...]:
-    """The permissions the operator needs when installed in ``mode``."""
-    return tuple(p for p in PERMISSIONS if mode in p.modes)
+def for_mode(mode: Mode, options: frozenset[str] = frozenset()) -> tuple[Permission, ...]:
+    """The permissions the operator needs when installed in ``mode`` with ``options`` true."""
+    return tuple(
+        p for p in PERMISSIONS if mode in p.modes and (p.option is None or p.option in options)
+    )

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from rekindle_operator.core.job_spec import TrainingJobSpec
-from rekindle_operator.resources import ownership, trainer_env, volumes, workers
+from rekindle_operator.resources import ownership, podgroups, trainer_env, volumes, workers
 from rekindle_trainer import contract
 
 #: The trainer container's name (``kubectl logs tj-pod -c trainer``).
@@ -166,6 +166,8 @@ def build_pod(
         worker: with ``spec.workers`` above 1, which worker (0 is the chief); the pod
             is ``<job>-<attempt>-w<worker>`` and gets its ``TF_CONFIG`` (:mod:`.workers`).
 
+    With ``spec.gangScheduling`` the pod joins the attempt's PodGroup (:mod:`.podgroups`).
+
     Raises:
         PodSpecError: when the spec's template clashes with what the operator
             sets (a reserved env name, volume name or mount path, a container
@@ -200,7 +202,8 @@ def build_pod(
     }
     if spec.template.metadata.annotations:
         metadata["annotations"] = dict(spec.template.metadata.annotations)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": metadata, "spec": pod_spec}
+    return podgroups.with_gang(pod, spec, name, attempt)
 
 
 def _container(
