@@ -315,8 +315,9 @@ def _after_disruption(
     counted = status.but(restarts=status.restarts.plus(end.cause, disruption=True))
     if spec.suspend:
         return _suspended_after_stop(counted, end, now)
-    note = None if cap is None else f"{cap - counted.restarts.disruptions} of {cap} disruptions left"
-    return _restart_now(spec, counted, end, now, EventType.NORMAL, note)
+    left = None if cap is None else cap - counted.restarts.disruptions
+    note = None if left is None else f"{left} of {cap} disruptions left"
+    return _restart_now(spec, counted, end, now, EventType.NORMAL, note=note)
 
 
 def _after_failure(
@@ -350,8 +351,8 @@ def _after_failure(
     note = _failures_left_text(policy, used, progressed)
     delay = policy.backoff.delay(used)
     if delay <= 0:
-        return _restart_now(spec, counted, end, now, EventType.WARNING, note)
-    return _restart_after(spec, counted, end, now, delay, note)
+        return _restart_now(spec, counted, end, now, EventType.WARNING, note=note)
+    return _restart_after(spec, counted, end, now, delay, note=note)
 
 
 def _budget(status: Status) -> RestartBudget:
@@ -465,6 +466,7 @@ def _restart_now(
     end: AttemptEnd,
     now: datetime,
     type_: EventType,
+    *,
     note: str | None = None,
 ) -> Decision:
     """Restart at once; ``note`` (what is left of a budget) ends the message."""
@@ -480,9 +482,10 @@ def _restart_after(
     end: AttemptEnd,
     now: datetime,
     delay: float,
+    *,
     note: str,
 ) -> Decision:
-    """Restart after the backoff ``delay``; ``note`` (what is left of the budget) ends the message."""
+    """Restart after the backoff ``delay``; ``note`` (the budget left) ends the message."""
     next_time = now + timedelta(seconds=delay)
     message = (
         f"{_restart_text(status, end)}; attempt {status.attempt + 1} starts in "

@@ -143,9 +143,7 @@ class Status:
     attempt: int = field(default=0, metadata=schema("attempt", minimum=0))
     restarts: Restarts = field(default_factory=Restarts, metadata=schema("restarts"))
     #: What is left of the restart budgets; None until the engine first counts (older jobs).
-    restart_budget: RestartBudget | None = field(
-        default=None, metadata=schema("restartBudget")
-    )
+    restart_budget: RestartBudget | None = field(default=None, metadata=schema("restartBudget"))
     #: Epochs fully trained (0-based index of the next epoch to run).
     current_epoch: int = field(default=0, metadata=schema("currentEpoch", minimum=0))
     current_step: int = field(default=0, metadata=schema("currentStep", minimum=0))

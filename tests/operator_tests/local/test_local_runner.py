@@ -404,7 +404,12 @@ def test_the_failure_budget_survives_a_second_run(
     status = _status(workdir)
     crashed_at = status["currentEpoch"]
     budget = {k: v for k, v in status["restartBudget"].items() if v is not None}
-    assert budget == {"failuresUsed": 1, "failuresLeft": 0, "progressEpoch": crashed_at, "resets": 0}
+    assert budget == {
+        "failuresUsed": 1,
+        "failuresLeft": 0,
+        "progressEpoch": crashed_at,
+        "resets": 0,
+    }
     assert "0 of 1 failed restarts left" in status["message"]
 
     second = _rekindle(
