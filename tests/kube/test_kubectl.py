@@ -161,6 +161,7 @@ def test_get_tj_prints_the_printer_columns(kube_api: Cluster, kubectl: Kubectl) 
             "currentEpoch": 7,
             "bestMetric": {"name": "val_loss", "value": 0.25, "epoch": 6},
             "restarts": {"total": 2, "failures": 1, "disruptions": 1},
+            "restartBudget": {"failuresUsed": 1, "failuresLeft": 2},
         },
     )
     printed = kubectl.run("get", "tj")
@@ -176,7 +177,7 @@ def test_get_tj_prints_the_printer_columns(kube_api: Cluster, kubectl: Kubectl) 
     )
     assert row["AGE"].endswith("s")
     [wide] = kubectl.table("tj", "-o", "wide")
-    assert wide["REASON"] == "AttemptRunning"
+    assert (wide["FAILURES-LEFT"], wide["REASON"]) == ("2", "AttemptRunning")
     [single] = kubectl.table("tj", "digits")
     assert {k: v for k, v in single.items() if k != "AGE"} == {
         k: v for k, v in row.items() if k != "AGE"

@@ -67,11 +67,12 @@ def test_crd_columns_are_typed_and_evaluated_on_the_server() -> None:
         ("Best", "number", 0),
         ("Restarts", "integer", 0),
         ("Workers", "string", 0),
+        ("Failures-Left", "integer", 1),
         ("Reason", "string", 1),
         ("Age", "date", 0),
     ]
     [row] = table["rows"]
-    assert row["cells"] == ["digits", "Running", 7, 0.25, None, None, None, "2m30s"]
+    assert row["cells"] == ["digits", "Running", 7, 0.25, None, None, None, None, "2m30s"]
     assert row["object"] == {
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",

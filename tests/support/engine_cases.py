@@ -474,6 +474,43 @@ def _backoff(initial: int = 10) -> dict[str, Any]:
     return {"restartPolicy": {"backoff": {"initialSeconds": initial}}}
 
 
+def _forgive(epochs: int, **policy: Any) -> dict[str, Any]:
+    """``restartPolicy.resetAfterProgressEpochs: epochs`` (and further ``policy`` fields)."""
+    return {"restartPolicy": {"resetAfterProgressEpochs": epochs, **policy}}
+
+
+def budget(
+    used: int = 0,
+    *,
+    left: int | None = None,
+    since: int = 0,
+    resets: int = 0,
+    disruptions_left: int | None = None,
+    most: int = 3,
+) -> dict[str, Any]:
+    """A ``status.restartBudget`` document (``left``: ``most - used`` unless given)."""
+    doc: dict[str, Any] = {
+        "failuresUsed": used,
+        "failuresLeft": most - used if left is None else left,
+        "progressEpoch": since,
+        "resets": resets,
+    }
+    if disruptions_left is not None:
+        doc["disruptionsLeft"] = disruptions_left
+    return doc
+
+
+#: What the trainer reports when it crashes after saving at epoch 9, step 504.
+SAVED_AT_9 = observation.Progress(epoch=9, step=504, checkpoint="ckpt-000009-0000000504")
+_CRASHED_AT_9 = termination(
+    Outcome.FAILED,
+    error="RuntimeError: NaN loss",
+    epoch=9,
+    step=504,
+    checkpoint="ckpt-000009-0000000504",
+)
+
+
 # ---------------------------------------------------------------------------
 # The table.
 # ---------------------------------------------------------------------------
@@ -497,7 +534,12 @@ CASES: tuple[EngineCase, ...] = (
             attempt=1,
             event=(EventType.NORMAL, EventReason.ATTEMPT_STARTED, "starting attempt 1"),
             requeue_after=600.0,
-            fields={"attempt": 1, "startTime": ts(T0), "observedGeneration": 1},
+            fields={
+                "attempt": 1,
+                "startTime": ts(T0),
+                "observedGeneration": 1,
+                "restartBudget": budget(left=3),
+            },
         ),
     ),
     EngineCase(
@@ -1226,7 +1268,163 @@ CASES: tuple[EngineCase, ...] = (
                     "message": "exit code 1",
                     "time": ts(NOW),
                 },
+                # A job from before budgets: its budget is counted from its restarts.
+                "restartBudget": budget(used=3, since=5),
             },
+        ),
+    ),
+    # --- the failure budget: progress starts it afresh, nothing else does ------------
+    EngineCase(
+        name="failure-after-progress-starts-the-budget-afresh",
+        why="resetAfterProgressEpochs 3: a failure 4 epochs past the previous one does not "
+        "exhaust the budget; it starts afresh (count and backoff) and this failure is its first.",
+        spec_overrides=_forgive(3),
+        before=before(
+            attempt=4,
+            epoch=8,
+            counts=restarts(failures=3, Crashed=3),
+            restartBudget=budget(used=3, since=5),
+        ),
+        ending=Ending(
+            observed=end(
+                Cause.CRASHED,
+                attempt=4,
+                exit_code=1,
+                message="exit code 1: RuntimeError: NaN loss",
+                progress=SAVED_AT_9,
+            ),
+            pod=PodEnd(pod(4, phase="Failed", exit_code=1, message=_CRASHED_AT_9)),
+            process=ProcessEnd(1, _CRASHED_AT_9),
+        ),
+        now=NOW,
+        expect=Expected(
+            action=Action.RESTART_AFTER,
+            phase=Phase.RESTARTING,
+            reason=Reason.BACKOFF,
+            conditions=_RESTARTING,
+            restarts=restarts(failures=4, Crashed=4),
+            attempt=4,
+            delay_seconds=10.0,
+            event=(
+                EventType.WARNING,
+                EventReason.RESTARTING,
+                "attempt 5 starts in 10s (4 epochs trained since the previous failure started "
+                "the failure budget afresh; 2 of 3 failed restarts left)",
+            ),
+            fields={
+                "restartBudget": budget(used=1, since=9, resets=1),
+                "currentEpoch": 9,
+                "message": (
+                    "restarting from the newest valid checkpoint (last reported: epoch 9 step "
+                    "504) because of Crashed: exit code 1: RuntimeError: NaN loss; attempt 5 "
+                    "starts in 10s (4 epochs trained since the previous failure started the "
+                    "failure budget afresh; 2 of 3 failed restarts left)"
+                ),
+            },
+        ),
+    ),
+    EngineCase(
+        name="failure-without-enough-progress-is-counted",
+        why="resetAfterProgressEpochs 3, 1 epoch since the previous failure: counted as ever "
+        "(after an earlier reset the lifetime count may pass maxRestarts; the budget may not).",
+        spec_overrides=_forgive(3),
+        before=before(
+            attempt=6,
+            epoch=10,
+            counts=restarts(failures=5, Crashed=5),
+            restartBudget=budget(used=2, since=9, resets=1),
+        ),
+        ending=Ending(
+            observed=end(Cause.CRASHED, attempt=6, exit_code=1, message="exit code 1"),
+            pod=PodEnd(pod(6, phase="Failed", exit_code=1)),
+            process=ProcessEnd(1, None),
+        ),
+        now=NOW,
+        expect=Expected(
+            action=Action.RESTART_AFTER,
+            phase=Phase.RESTARTING,
+            reason=Reason.BACKOFF,
+            conditions=_RESTARTING,
+            restarts=restarts(failures=6, Crashed=6),
+            attempt=6,
+            delay_seconds=40.0,
+            event=(
+                EventType.WARNING,
+                EventReason.RESTARTING,
+                "attempt 7 starts in 40s (0 of 3 failed restarts left)",
+            ),
+            fields={"restartBudget": budget(used=3, since=10, resets=1)},
+        ),
+    ),
+    EngineCase(
+        name="failure-without-enough-progress-exhausts-the-budget",
+        why="resetAfterProgressEpochs 3, the budget spent and 1 epoch since the previous "
+        "failure: Failed (MaxRestartsExceeded), saying how little progress there was.",
+        spec_overrides=_forgive(3),
+        before=before(
+            attempt=7,
+            epoch=11,
+            counts=restarts(failures=6, Crashed=6),
+            restartBudget=budget(used=3, since=10, resets=1),
+        ),
+        ending=Ending(
+            observed=end(Cause.CRASHED, attempt=7, exit_code=1, message="exit code 1"),
+            pod=PodEnd(pod(7, phase="Failed", exit_code=1)),
+            process=ProcessEnd(1, None),
+        ),
+        now=NOW,
+        expect=Expected(
+            action=Action.FAIL,
+            phase=Phase.FAILED,
+            reason=Reason.MAX_RESTARTS_EXCEEDED,
+            conditions={"Running": "False", "Failed": "True"},
+            restarts=restarts(failures=6, Crashed=6),
+            attempt=7,
+            event=(
+                EventType.WARNING,
+                EventReason.FAILED,
+                "failed because of Crashed (exit code 1) after 3 restarts (maxRestarts 3), "
+                "1 epoch trained since the previous failure (resetAfterProgressEpochs 3)",
+            ),
+            fields={"restartBudget": budget(used=3, since=10, resets=1)},
+        ),
+    ),
+    EngineCase(
+        name="a-disruption-neither-spends-nor-restores-the-failure-budget",
+        why="Disruptions keep their own budget: a preemption after progress restarts, leaves "
+        "the failure budget spent and says how many disruptions are left.",
+        spec_overrides=_forgive(3, maxDisruptions=2),
+        before=before(
+            attempt=4,
+            counts=restarts(failures=3, Crashed=3),
+            restartBudget=budget(used=3, since=2),
+        ),
+        ending=Ending(
+            observed=end(
+                Cause.PREEMPTED,
+                attempt=4,
+                exit_code=143,
+                message="stopped by SIGTERM after saving",
+                progress=PROGRESS_AT_7,
+            ),
+            pod=PodEnd(pod(4, phase="Failed", exit_code=143, message=PREEMPTED_AT_7)),
+            process=ProcessEnd(143, PREEMPTED_AT_7),
+        ),
+        now=NOW,
+        expect=Expected(
+            action=Action.RESTART,
+            phase=Phase.PENDING,
+            reason=Reason.ATTEMPT_STARTED,
+            conditions=_PENDING,
+            restarts=restarts(failures=3, disruptions=1, Crashed=3, Preempted=1),
+            attempt=5,
+            event=(
+                EventType.NORMAL,
+                EventReason.RESTARTING,
+                "because of Preempted: stopped by SIGTERM after saving; starting attempt 5 "
+                "(1 of 2 disruptions left)",
+            ),
+            fields={"restartBudget": budget(used=3, since=2, disruptions_left=1)},
         ),
     ),
     EngineCase(

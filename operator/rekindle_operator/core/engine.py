@@ -15,9 +15,12 @@ Policies:
   not make) → restarted at once, counted in ``restarts.disruptions``, capped
   by ``maxDisruptions`` when set;
 * failures (crash, OOM, image pull, container config, pending timeout) →
-  counted in ``restarts.failures``; more than ``maxRestarts`` → ``Failed``;
-  otherwise restarted after ``initialSeconds * factor**(failures-1)`` capped
-  at ``maxSeconds``;
+  counted in ``restarts.failures`` and against the failure budget
+  (``status.restartBudget``); more than ``maxRestarts`` counted → ``Failed``;
+  otherwise restarted after ``initialSeconds * factor**(counted-1)`` capped
+  at ``maxSeconds``. With ``resetAfterProgressEpochs`` N > 0, a failure that
+  comes N or more epochs past the previous failure starts the budget afresh
+  first (the count and the backoff); nothing else ever does;
 * ``activeDeadlineSeconds`` past ``startTime`` → ``Failed`` (the running
   attempt is stopped);
 * ``suspend: true`` → the running attempt is stopped with SIGTERM (it saves)
@@ -43,8 +46,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from rekindle_operator.core import conditions, wording
-from rekindle_operator.core.job_spec import TrainingJobSpec
-from rekindle_operator.core.job_status import AttemptEndRecord, BestMetric, Status
+from rekindle_operator.core.job_spec import RestartPolicy, TrainingJobSpec
+from rekindle_operator.core.job_status import AttemptEndRecord, BestMetric, RestartBudget, Status
 from rekindle_operator.core.observation import (
     AttemptEnd,
     AttemptPending,
@@ -140,6 +143,14 @@ def decide(
         status = status.but(observed_generation=generation)
     if status.finished:
         return _finished(spec, status, observed, now)
+    status = status.but(restart_budget=_budget(status))
+    return _with_budget_left(spec, _decide_live(spec, status, observed, now))
+
+
+def _decide_live(
+    spec: TrainingJobSpec, status: Status, observed: Observation, now: datetime
+) -> Decision:
+    """:func:`decide` for a job that has not finished."""
     if isinstance(observed, AttemptEnd):
         if not _is_new_end(status, observed):
             return _wait(spec, status, now)
@@ -304,27 +315,109 @@ def _after_disruption(
     counted = status.but(restarts=status.restarts.plus(end.cause, disruption=True))
     if spec.suspend:
         return _suspended_after_stop(counted, end, now)
-    return _restart_now(spec, counted, end, now, EventType.NORMAL)
+    left = None if cap is None else cap - counted.restarts.disruptions
+    note = None if left is None else f"{left} of {cap} disruptions left"
+    return _restart_now(spec, counted, end, now, EventType.NORMAL, note=note)
 
 
 def _after_failure(
     spec: TrainingJobSpec, status: Status, end: AttemptEnd, now: datetime
 ) -> Decision:
-    """Restarted after the backoff and counted, unless ``maxRestarts`` is reached."""
+    """Restarted after the backoff and counted, unless the failure budget is spent.
+
+    Progress first: ``resetAfterProgressEpochs`` epochs past the previous
+    failure start the budget afresh (:func:`_forgiven`).
+    """
     policy = spec.restart_policy
-    if status.restarts.failures >= policy.max_restarts:
+    budget, progressed = _forgiven(policy, _budget(status), status.current_epoch)
+    status = status.but(restart_budget=budget)
+    if budget.failures_used >= policy.max_restarts:
         after = (
-            f"{wording.counted(status.restarts.failures, 'restart')} "
-            f"(maxRestarts {policy.max_restarts})"
+            f"{wording.counted(budget.failures_used, 'restart')} "
+            f"(maxRestarts {policy.max_restarts}){_too_little_progress(policy, budget, status)}"
         )
         return _fail_capped(status, end, now, Reason.MAX_RESTARTS_EXCEEDED, after)
-    counted = status.but(restarts=status.restarts.plus(end.cause, disruption=False))
+    used = budget.failures_used + 1
+    counted = status.but(
+        restarts=status.restarts.plus(end.cause, disruption=False),
+        restart_budget=replace(
+            budget,
+            failures_used=used,
+            progress_epoch=max(budget.progress_epoch, status.current_epoch),
+        ),
+    )
     if spec.suspend:
         return _suspended_after_stop(counted, end, now)
-    delay = policy.backoff.delay(counted.restarts.failures)
+    note = _failures_left_text(policy, used, progressed)
+    delay = policy.backoff.delay(used)
     if delay <= 0:
-        return _restart_now(spec, counted, end, now, EventType.WARNING)
-    return _restart_after(spec, counted, end, now, delay)
+        return _restart_now(spec, counted, end, now, EventType.WARNING, note=note)
+    return _restart_after(spec, counted, end, now, delay, note=note)
+
+
+def _budget(status: Status) -> RestartBudget:
+    """The status's failure budget; for a job from before budgets, counted from its restarts."""
+    if status.restart_budget is not None:
+        return status.restart_budget
+    return RestartBudget(
+        failures_used=status.restarts.failures, progress_epoch=status.current_epoch
+    )
+
+
+def _forgiven(
+    policy: RestartPolicy, budget: RestartBudget, epoch: int
+) -> tuple[RestartBudget, int | None]:
+    """The budget started afresh if ``epoch`` is far enough past the previous failure.
+
+    Returns the budget and, when it was started afresh, the epochs of progress
+    that did it. Only progress does it: an operator restart, a second
+    ``rekindle run`` or a re-created pod read the budget back from the status.
+    """
+    every = policy.reset_after_progress_epochs
+    progressed = epoch - budget.progress_epoch
+    if every <= 0 or budget.failures_used == 0 or progressed < every:
+        return budget, None
+    return replace(budget, failures_used=0, resets=budget.resets + 1), progressed
+
+
+def _with_budget_left(spec: TrainingJobSpec, decision: Decision) -> Decision:
+    """The decision with ``restartBudget``'s ``…Left`` fields as the spec now allows."""
+    status = decision.status
+    budget = _budget(status)
+    policy = spec.restart_policy
+    cap = policy.max_disruptions
+    left = replace(
+        budget,
+        failures_left=max(0, policy.max_restarts - budget.failures_used),
+        disruptions_left=None if cap is None else max(0, cap - status.restarts.disruptions),
+    )
+    if left == status.restart_budget:
+        return decision
+    return replace(decision, status=status.but(restart_budget=left))
+
+
+def _failures_left_text(policy: RestartPolicy, used: int, progressed: int | None) -> str:
+    """``2 of 3 failed restarts left``, after what started the budget afresh, if anything did."""
+    most = policy.max_restarts
+    left = f"{max(0, most - used)} of {most} failed restarts left"
+    if progressed is None:
+        return left
+    return (
+        f"{wording.counted(progressed, 'epoch')} trained since the previous failure "
+        f"started the failure budget afresh; {left}"
+    )
+
+
+def _too_little_progress(policy: RestartPolicy, budget: RestartBudget, status: Status) -> str:
+    """Why progress did not save the job, when ``resetAfterProgressEpochs`` is set."""
+    every = policy.reset_after_progress_epochs
+    if every <= 0:
+        return ""
+    progressed = max(0, status.current_epoch - budget.progress_epoch)
+    return (
+        f", {wording.counted(progressed, 'epoch')} trained since the previous failure "
+        f"(resetAfterProgressEpochs {every})"
+    )
 
 
 def _fail_capped(
@@ -368,20 +461,35 @@ def _succeed(spec: TrainingJobSpec, status: Status, end: AttemptEnd, now: dateti
 
 
 def _restart_now(
-    spec: TrainingJobSpec, status: Status, end: AttemptEnd, now: datetime, type_: EventType
+    spec: TrainingJobSpec,
+    status: Status,
+    end: AttemptEnd,
+    now: datetime,
+    type_: EventType,
+    *,
+    note: str | None = None,
 ) -> Decision:
+    """Restart at once; ``note`` (what is left of a budget) ends the message."""
     message = f"{_restart_text(status, end)}; starting attempt {status.attempt + 1}"
+    if note:
+        message = f"{message} ({note})"
     return _start(spec, status, now, cause=end.cause, why=message, event_type=type_)
 
 
 def _restart_after(
-    spec: TrainingJobSpec, status: Status, end: AttemptEnd, now: datetime, delay: float
+    spec: TrainingJobSpec,
+    status: Status,
+    end: AttemptEnd,
+    now: datetime,
+    delay: float,
+    *,
+    note: str,
 ) -> Decision:
+    """Restart after the backoff ``delay``; ``note`` (the budget left) ends the message."""
     next_time = now + timedelta(seconds=delay)
     message = (
         f"{_restart_text(status, end)}; attempt {status.attempt + 1} starts in "
-        f"{_seconds(delay)} (failure {status.restarts.failures} of "
-        f"maxRestarts {spec.restart_policy.max_restarts})"
+        f"{_seconds(delay)} ({note})"
     )
     new = _enter(
         status.but(next_attempt_time=next_time), Phase.RESTARTING, Reason.BACKOFF, message, now

@@ -108,6 +108,11 @@ class RestartPolicy:
     pending_timeout_seconds: int = field(
         default=600, metadata=schema("pendingTimeoutSeconds", minimum=1, maximum=604_800)
     )
+    #: A failure after this many epochs of progress since the previous failure
+    #: starts the failure budget afresh; 0: never (every failure counts).
+    reset_after_progress_epochs: int = field(
+        default=0, metadata=schema("resetAfterProgressEpochs", minimum=0, maximum=1_000_000)
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

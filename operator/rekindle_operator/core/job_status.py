@@ -60,6 +60,30 @@ class Restarts:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RestartBudget:
+    """What is left of ``restartPolicy``'s budgets (``status.restartBudget``).
+
+    Kept in the status, like every count, so that neither a restarted operator
+    nor a second ``rekindle run`` starts it afresh; only progress does
+    (``restartPolicy.resetAfterProgressEpochs``).
+    """
+
+    #: Failures counted toward ``maxRestarts`` since the budget last started afresh.
+    failures_used: int = field(default=0, metadata=schema("failuresUsed", minimum=0))
+    #: Failures that may still be restarted: ``maxRestarts - failuresUsed``.
+    failures_left: int = field(default=0, metadata=schema("failuresLeft", minimum=0))
+    #: Disruptions that may still be restarted; None: ``maxDisruptions`` unset, no cap.
+    disruptions_left: int | None = field(
+        default=None, metadata=schema("disruptionsLeft", minimum=0)
+    )
+    #: The furthest ``currentEpoch`` at a failure (or when counting began): progress
+    #: toward ``resetAfterProgressEpochs`` is measured from here.
+    progress_epoch: int = field(default=0, metadata=schema("progressEpoch", minimum=0))
+    #: Times progress started the failure budget afresh.
+    resets: int = field(default=0, metadata=schema("resets", minimum=0))
+
+
+@dataclass(frozen=True, kw_only=True)
 class BestMetric:
     """The best value of the monitored metric so far."""
 
@@ -118,6 +142,8 @@ class Status:
     #: The current (or last) attempt; its pod is ``<job>-<attempt>``. 0: none started yet.
     attempt: int = field(default=0, metadata=schema("attempt", minimum=0))
     restarts: Restarts = field(default_factory=Restarts, metadata=schema("restarts"))
+    #: What is left of the restart budgets; None until the engine first counts (older jobs).
+    restart_budget: RestartBudget | None = field(default=None, metadata=schema("restartBudget"))
     #: Epochs fully trained (0-based index of the next epoch to run).
     current_epoch: int = field(default=0, metadata=schema("currentEpoch", minimum=0))
     current_step: int = field(default=0, metadata=schema("currentStep", minimum=0))

@@ -41,6 +41,7 @@ def summary_lines(epoch_budget: int, status: Mapping[str, Any], stats: RunStats)
         ("phase", _phase(status)),
         ("epochs run", _epochs_run(epochs_run, epoch_budget, stats)),
         ("restarts", f"{total_restarts}" + (f" ({causes})" if causes else "")),
+        *_retries_left(status.get("restartBudget") or {}),
         ("steps lost", str(int(status.get("lostSteps") or 0))),
         ("early stop", f"epoch {early_stop}" if early_stop is not None else "did not fire"),
         ("best", _best(best)),
@@ -51,6 +52,21 @@ def summary_lines(epoch_budget: int, status: Mapping[str, Any], stats: RunStats)
         rows.append(("checkpoint", str(status["latestCheckpoint"])))
     width = max(len(label) for label, _ in rows)
     return ["summary"] + [f"  {label:<{width}}  {value}" for label, value in rows]
+
+
+def _retries_left(budget: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``retries left  2 of 3 failures`` (``status.restartBudget``), once a failure was counted.
+
+    A run without failures leaves the line out: its whole budget is left.
+    """
+    used, resets = int(budget.get("failuresUsed") or 0), int(budget.get("resets") or 0)
+    if budget.get("failuresLeft") is None or not (used or resets):
+        return []
+    left = int(budget["failuresLeft"])
+    text = f"{left} of {wording.counted(left + used, 'failure')}"
+    if resets:
+        text += f" (the budget started afresh {wording.counted(resets, 'time')} after progress)"
+    return [("retries left", text)]
 
 
 def _phase(status: Mapping[str, Any]) -> str:

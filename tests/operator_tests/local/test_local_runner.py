@@ -370,6 +370,68 @@ def test_ctrl_c_during_a_backoff_keeps_the_wait_for_the_next_run(tmp_path: Path)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("further", "code", "outcome"),
+    [(1, 1, ("Failed", "MaxRestartsExceeded")), (4, 0, ("Succeeded", "EarlyStopped"))],
+    ids=["too-little-progress-fails", "progress-starts-it-afresh"],
+)
+def test_the_failure_budget_survives_a_second_run(
+    tmp_path: Path, further: int, code: int, outcome: tuple[str, str]
+) -> None:
+    """A second ``rekindle run`` reads the spent budget back; only progress restores it.
+
+    maxRestarts 1: the first run's crash spends the budget and is interrupted in
+    the backoff. A crash 1 epoch further in the second run fails the job (a
+    budget started afresh by the re-run would have restarted it); one 4 epochs
+    further (resetAfterProgressEpochs 3) starts the budget afresh, and the job
+    finishes.
+    """
+    policy = {"maxRestarts": 1, "resetAfterProgressEpochs": 3, "backoff": {"initialSeconds": 3}}
+    manifest = _manifest(tmp_path, restartPolicy=policy)
+    workdir = tmp_path / "wd"
+    first = _rekindle(
+        str(manifest), "--workdir", str(workdir), "--metrics-port", "0",
+        "--inject", "crash@epoch=1", cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (workdir / "job.json").exists() or _status(workdir).get("phase") != "Restarting":
+        assert time.monotonic() < deadline, "never reached the backoff"
+        assert first.poll() is None, first.communicate()[0]
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=30)
+    assert first.returncode == 130, out
+    status = _status(workdir)
+    crashed_at = status["currentEpoch"]
+    budget = {k: v for k, v in status["restartBudget"].items() if v is not None}
+    assert budget == {
+        "failuresUsed": 1,
+        "failuresLeft": 0,
+        "progressEpoch": crashed_at,
+        "resets": 0,
+    }
+    assert "0 of 1 failed restarts left" in status["message"]
+
+    second = _rekindle(
+        str(manifest), "--workdir", str(workdir), "--metrics-port", "0",
+        "--inject", f"crash@epoch={crashed_at + further}", cwd=tmp_path,
+    )  # fmt: skip
+    out, _ = second.communicate(timeout=120)
+    assert second.returncode == code, out
+    status = _status(workdir)
+    assert (status["phase"], status["reason"]) == outcome, out
+    if code:  # the failure that ends the job is no restart
+        assert status["restarts"]["failures"] == 1
+        assert "after 1 restart (maxRestarts 1)" in status["message"]
+        assert status["restartBudget"]["resets"] == 0
+    else:
+        assert status["restarts"]["failures"] == 2
+        assert "started the failure budget afresh; 0 of 1 failed restarts left" in out
+        assert status["restartBudget"]["resets"] == 1
+        assert status["restartBudget"]["failuresUsed"] == 1
+
+
+@pytest.mark.slow
 def test_fresh_stops_a_trainer_left_running_before_it_wipes(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, hyperparameters={"stepSeconds": 0.2})
     workdir = tmp_path / "wd"

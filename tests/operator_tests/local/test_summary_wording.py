@@ -10,3 +10,19 @@ def test_the_summary_says_1_epoch() -> None:
         epoch_budget=1, status={"phase": "Succeeded", "currentEpoch": 1}, stats=summary.RunStats()
     )
     assert not any("1 epochs" in line for line in lines), lines
+
+
+def test_the_summary_says_what_is_left_of_the_failure_budget() -> None:
+    budget = {"failuresUsed": 1, "failuresLeft": 2, "progressEpoch": 9, "resets": 1}
+    status = {"phase": "Succeeded", "currentEpoch": 12, "restartBudget": budget}
+    lines = summary.summary_lines(epoch_budget=20, status=status, stats=summary.RunStats())
+    assert (
+        "  retries left  2 of 3 failures (the budget started afresh 1 time after progress)" in lines
+    ), lines
+
+
+def test_without_a_failure_counted_there_is_no_retries_line() -> None:
+    untouched = {"failuresUsed": 0, "failuresLeft": 3, "progressEpoch": 0, "resets": 0}
+    for status in ({"phase": "Running"}, {"phase": "Running", "restartBudget": untouched}):
+        lines = summary.summary_lines(epoch_budget=20, status=status, stats=summary.RunStats())
+        assert not any("retries left" in line for line in lines), lines
