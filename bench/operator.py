@@ -64,6 +64,7 @@ from tests.support.operator_process import OperatorProcess
 from bench import verdicts
 from bench.common import print_table, write_result
 from rekindle_operator.core import job_spec
+from rekindle_operator.resources.pods import CONTAINER_NAME
 
 NS = "bench"
 CRD = Path(__file__).resolve().parents[1] / "charts/rekindle/crds/trainingjobs.rekindle.dev.yaml"
@@ -71,7 +72,7 @@ CRD = Path(__file__).resolve().parents[1] / "charts/rekindle/crds/trainingjobs.r
 PREEMPTED: dict[str, Any] = {
     "phase": "Failed",
     "containerStatuses": [
-        {"name": "trainer", "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}
+        {"name": CONTAINER_NAME, "state": {"terminated": {"exitCode": 143, "reason": "Error"}}}
     ],
     "conditions": [],
 }
@@ -104,7 +105,7 @@ def running_status(now: datetime.datetime) -> dict[str, Any]:
         "startTime": stamp,
         "containerStatuses": [
             {
-                "name": "trainer",
+                "name": CONTAINER_NAME,
                 "ready": True,
                 "started": True,
                 "restartCount": 0,
