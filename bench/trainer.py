@@ -279,6 +279,7 @@ def measured_overhead(
     """
     wall_floor = verdicts.noise_floor_percent(control_wall_ratios)
     cpu_floor = verdicts.noise_floor_percent(control_cpu_ratios)
+    rounds = len(control_wall_ratios)
     return {
         "cpu_overhead_percent": variant["cpu_overhead_percent"],
         "wall_overhead_percent": variant["wall_overhead_percent"],
@@ -287,9 +288,11 @@ def measured_overhead(
         "a_a_cpu_noise_floor_percent": cpu_floor,
         "a_a_wall_noise_floor_percent": wall_floor,
         "goal_percent": goal_percent,
-        "verdict_cpu": verdicts.overhead(variant["cpu_overhead_percent"], cpu_floor, goal_percent),
+        "verdict_cpu": verdicts.overhead(
+            variant["cpu_overhead_percent"], cpu_floor, goal_percent, rounds=rounds
+        ),
         "verdict_wall": verdicts.overhead(
-            variant["wall_overhead_percent"], wall_floor, goal_percent
+            variant["wall_overhead_percent"], wall_floor, goal_percent, rounds=rounds
         ),
     }
 

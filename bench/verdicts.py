@@ -47,14 +47,27 @@ def noise_floor_percent(control_ratios: Iterable[float]) -> float:
     return round(100 * max(abs(r - 1) for r in ratios), 2)
 
 
-def overhead(overhead_percent: float, noise_floor: float, goal_percent: float) -> str:
+#: Rounds the A/A control needs before its deviations are read as a spread (one is one draw).
+MIN_CONTROL_ROUNDS = 2
+
+
+def overhead(
+    overhead_percent: float, noise_floor: float, goal_percent: float, *, rounds: int
+) -> str:
     """An overhead's median against its goal, judged only when the noise floor is within the goal.
 
     When two identical variants (the A/A control) already differ by more than
     the goal, a median under the goal, a negative one included, shows nothing
-    about the goal: the verdict is "not resolved", not "met".
+    about the goal: the verdict is "not resolved", not "met". So it is with
+    fewer than :data:`MIN_CONTROL_ROUNDS` rounds, where the control's one
+    deviation is a single draw, not a spread (``--quick`` runs one round).
     """
     floor, goal = _number("noise_floor", noise_floor), _number("goal_percent", goal_percent)
+    if rounds < MIN_CONTROL_ROUNDS:
+        return (
+            f"not resolved ({rounds} round(s): the A/A control needs "
+            f"{MIN_CONTROL_ROUNDS} or more to show a spread)"
+        )
     if floor > goal:
         return f"not resolved (noise floor {floor:g} % wider than goal {goal:g} %)"
     return at_most(overhead_percent, goal)

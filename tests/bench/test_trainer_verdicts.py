@@ -29,6 +29,14 @@ def test_a_spread_within_the_goal_lets_the_median_decide() -> None:
     assert (measured["verdict_cpu"], measured["verdict_wall"]) == ("not met", "met")
 
 
+def test_a_quick_run_of_one_round_is_not_resolved() -> None:
+    measured = trainer.measured_overhead(
+        _figures(13.69, 25.01), _figures(-0.26, -1.27), [1.0127], [0.9974]
+    )
+    assert measured["verdict_cpu"].startswith("not resolved (1 round(s)")
+    assert measured["verdict_wall"].startswith("not resolved (1 round(s)")
+
+
 def test_the_bound_is_judged_against_each_goal() -> None:
     bound = trainer.bounded_overhead(stall=0.4, writer_cpu=0.05, epoch_seconds=10.0)
     assert bound["every epoch"]["overhead_percent"] == 4.5

@@ -26,7 +26,14 @@ RESOLVED_GOAL = "not resolved (noise floor 6.9 % wider than goal 2 %)"
     ],
 )
 def test_overhead(overhead_percent: float, noise_floor: float, goal: float, expected: str) -> None:
-    assert verdicts.overhead(overhead_percent, noise_floor, goal) == expected
+    assert verdicts.overhead(overhead_percent, noise_floor, goal, rounds=3) == expected
+
+
+@pytest.mark.parametrize(("overhead_percent", "noise_floor"), [(13.69, 0.26), (-1.0, 0.1)])
+def test_one_round_of_the_control_is_no_spread(overhead_percent: float, noise_floor: float) -> None:
+    assert verdicts.overhead(overhead_percent, noise_floor, 2.0, rounds=1) == (
+        "not resolved (1 round(s): the A/A control needs 2 or more to show a spread)"
+    )
 
 
 @pytest.mark.parametrize(
