@@ -31,13 +31,17 @@ def test_only_every_job_running_leaves_no_requeue_due() -> None:
     assert bench_operator.longest_requeue_seconds(pending, 600.0) == 600.0
 
 
-def _run(jobs: int, p99: float, rss: float, idle: float, idle_verdict: str) -> dict[str, Any]:
+def _run(
+    jobs: int, p99: float, rss: float, idle: float, idle_verdict: str, get_p99: float = 5.0
+) -> dict[str, Any]:
     return {
         "jobs": jobs,
         "reaction_p99_ms": p99,
         "operator_rss_mb": rss,
         "requests_per_idle_job_per_minute": idle,
         "idle_verdict": idle_verdict,
+        "emulator_http_get_p99_ms": get_p99,
+        "emulator_store_service_p99_ms": 1.0,
     }
 
 
@@ -60,3 +64,12 @@ def test_a_quick_run_measures_no_goal_set_at_a_job_count() -> None:
         "not measured (no run at 1000 jobs; runs: 20)",
         short,
     ]
+
+
+def test_a_slow_reaction_on_a_stalled_emulator_is_not_resolved() -> None:
+    stalled = _run(200, 871.3, 83.6, 0.0, "met", get_p99=2590.9)
+    slow = _run(200, 871.3, 83.6, 0.0, "met", get_p99=40.0)
+    assert bench_operator.goal_verdicts([stalled])[0]["verdict"] == (
+        "not resolved (the emulator's own p99 2590.9 ms reaches the goal 250 ms)"
+    )
+    assert bench_operator.goal_verdicts([slow])[0]["verdict"] == "not met"

@@ -137,3 +137,17 @@ def test_combined(parts: list[str], expected: str) -> None:
 def test_combined_needs_a_verdict() -> None:
     with pytest.raises(ValueError, match="verdicts: empty"):
         verdicts.combined([])
+
+
+@pytest.mark.parametrize(
+    ("measured", "floor", "expected"),
+    [
+        (27.5, 3.0, "met"),
+        (27.5, 2590.9, "met"),  # noise only adds to a latency: under the goal is under it
+        (310.0, 20.0, "not met"),
+        (871.3, 2590.9, "not resolved (the emulator's own p99 2590.9 ms reaches the goal 250 ms)"),
+        (250.0, 250.0, "not resolved (the emulator's own p99 250 ms reaches the goal 250 ms)"),
+    ],
+)
+def test_latency_below(measured: float, floor: float, expected: str) -> None:
+    assert verdicts.latency_below(measured, 250.0, floor) == expected
