@@ -17,6 +17,9 @@ records its description.
    Also the stall per save on the training thread, the writer thread's CPU
    seconds per save, reference copies to host memory, and the bound
    (stall + writer CPU) / time between saves for a save per epoch and every 60 s.
+   Verdicts against the goals come from ``bench/verdicts.py``: the measured
+   overhead is "not resolved" while the A/A control's noise floor (its widest
+   round's deviation from 1) is wider than the goal, or with one round.
 2. Work lost per interruption: SIGTERM (steps between the last step seen and
    the restored one) and SIGKILL at random steps (the same, bounded by the
    save interval).
