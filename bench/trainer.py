@@ -640,6 +640,11 @@ def _print_overhead(overhead: dict[str, Any]) -> None:
             ["full state into reused buffers", copies["state_into_buffers_seconds"]],
         ],
     )
+    _print_verdicts(overhead)
+
+
+def _print_verdicts(overhead: dict[str, Any]) -> None:
+    """The measured overhead and its bound against the goals, with the computed verdicts."""
     print_table(
         "Measured overhead of a save per epoch (median over rounds; the A/A control is two "
         "identical no-saves segments, its noise floor the widest round's deviation from 1)",
