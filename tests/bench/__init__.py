@@ -1,0 +1,1 @@
+"""Tests of the benchmarks' pure parts: verdicts, goals, the idle window."""
