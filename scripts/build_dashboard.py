@@ -498,6 +498,8 @@ def build() -> dashboard.Dashboard:
         )
     )
 
+    board = _goodput_row(board)
+
     board = (
         board.with_row(dashboard.Row("Resources"))
         .with_panel(
@@ -619,6 +621,90 @@ def build() -> dashboard.Dashboard:
                         "{{verb}} {{resource}} {{code}}",
                     )
                 ],
+            )
+        )
+    )
+
+
+def _goodput_row(board: dashboard.Dashboard) -> dashboard.Dashboard:
+    """Where the chosen job's wall time went (docs/monitoring.md, Goodput; from its status)."""
+    goodput = _job_gauge("rekindle_operator_job_goodput_seconds")
+    wall = _job_gauge("rekindle_operator_job_wall_seconds")
+    badput = f"sum by ({BY_JOB}) (rekindle_operator_job_badput_seconds{{{JOB}}})"
+    every_cause = _job_gauge("rekindle_operator_job_badput_seconds", f"{BY_JOB}, cause")
+    gpu = "rekindle_operator_job_gpu_seconds"
+    later = "no attempt ended yet"
+    return (
+        board.with_row(dashboard.Row("Goodput"))
+        .with_panel(
+            _stat(
+                "Goodput",
+                "Productive training time over the job's wall time so far (operator, from "
+                "status.goodput; it grows as attempts end).",
+                f"{goodput} / ({wall} > 0)",
+                "{{rekindle_job}}",
+                unit="percentunit",
+                no_value=later,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Productive time",
+                "Seconds of steps that moved training forward (evaluation included).",
+                goodput,
+                "{{rekindle_job}}",
+                unit="s",
+                no_value=later,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Badput",
+                "Seconds of the wall time that were not productive, all causes together.",
+                badput,
+                "{{rekindle_job}}",
+                unit="s",
+                no_value=later,
+            )
+        )
+        .with_panel(
+            _stat(
+                "Wall time accounted",
+                "From the job's first start to its last attempt start, queue exit or end: "
+                "productive time plus badput.",
+                wall,
+                "{{rekindle_job}}",
+                unit="s",
+                no_value=later,
+            )
+        )
+        .with_panel(
+            _stat(
+                "GPU-seconds lost to interruptions",
+                "GPUs x seconds the job held redoing what interruptions undid: replayed work, "
+                "restarts' startup and restore, attempts killed without a report.",
+                f'max by ({BY_JOB}) ({gpu}{{{JOB}, kind="lost_to_interruptions"}})',
+                "{{rekindle_job}}",
+                no_value=later,
+            )
+        )
+        .with_panel(
+            _stat(
+                "GPU-seconds saved by early stopping",
+                "GPUs x the epochs early stopping skipped x the mean productive epoch time.",
+                f'max by ({BY_JOB}) ({gpu}{{{JOB}, kind="saved_by_early_stopping"}})',
+                "{{rekindle_job}}",
+                no_value="not stopped early",
+            )
+        )
+        .with_panel(
+            _series(
+                "Badput by cause",
+                "Seconds of the wall time that were not productive, by cause: queued, startup, "
+                "restore, checkpoint_stall, restart_downtime, lost_work_replayed, unreported, "
+                "suspended (docs/monitoring.md, Goodput).",
+                [(every_cause, "{{cause}}")],
+                unit="s",
             )
         )
     )

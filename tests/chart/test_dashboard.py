@@ -282,3 +282,36 @@ def test_expression_tests_would_catch_a_wrong_expectation(tmp_path: Path) -> Non
     want = [('{namespace="ml", pod="digits-2", container="trainer"}', 9.0)]
     with pytest.raises(AssertionError, match="FAILED"):
         _promtool_expressions(tmp_path, DCGM_SERIES, [(_panel_query("CPU"), want)])
+
+
+def test_the_goodput_row_shows_the_jobs_share_and_its_badput_by_cause(tmp_path: Path) -> None:
+    job = 'namespace="ml", rekindle_job="digits"'
+    series = {
+        f"rekindle_operator_job_goodput_seconds{{{job}}}": "300x10",
+        f"rekindle_operator_job_wall_seconds{{{job}}}": "400x10",
+        f'rekindle_operator_job_badput_seconds{{{job}, cause="startup"}}': "60x10",
+        f'rekindle_operator_job_badput_seconds{{{job}, cause="queued"}}': "40x10",
+        f'rekindle_operator_job_badput_seconds{{{job}, cause="restore"}}': "0x10",
+        f'rekindle_operator_job_gpu_seconds{{{job}, kind="lost_to_interruptions"}}': "320x10",
+        f'rekindle_operator_job_gpu_seconds{{{job}, kind="saved_by_early_stopping"}}': "900x10",
+        # Another job of the namespace must not show.
+        'rekindle_operator_job_goodput_seconds{namespace="ml", rekindle_job="digits-2"}': "1x10",
+        'rekindle_operator_job_wall_seconds{namespace="ml", rekindle_job="digits-2"}': "9x10",
+    }
+    one = '{namespace="ml", rekindle_job="digits"}'
+    checks: list[Check] = [
+        (_panel_query("Goodput"), [(one, 0.75)]),
+        (_panel_query("Productive time"), [(one, 300)]),
+        (_panel_query("Badput"), [(one, 100)]),
+        (_panel_query("Wall time accounted"), [(one, 400)]),
+        (_panel_query("GPU-seconds lost to interruptions"), [(one, 320)]),
+        (_panel_query("GPU-seconds saved by early stopping"), [(one, 900)]),
+        (
+            _panel_query("Badput by cause"),
+            [
+                (f'{{namespace="ml", rekindle_job="digits", cause="{cause}"}}', value)
+                for cause, value in (("startup", 60), ("queued", 40), ("restore", 0))
+            ],
+        ),
+    ]
+    assert "SUCCESS" in _promtool_expressions(tmp_path, series, checks)

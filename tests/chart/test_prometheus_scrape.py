@@ -17,12 +17,14 @@ would give), and scrapes them and the operator with configurations
 translated from the chart's rendered PodMonitor and ServiceMonitor, so the
 labels every query relies on come from the chart's relabeling. Each panel,
 annotation, variable and alert expression is then evaluated at moments of the
-run and must return series with the labels its legend and grouping name.
+run and must return series with the labels its legend and grouping name; the
+Goodput row's sums must equal the job's wall time.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 import time
 import urllib.request
@@ -33,7 +35,9 @@ from typing import Any
 
 import pytest
 
+from rekindle_operator.core.goodput import BadputCause
 from rekindle_trainer import contract
+from rekindle_trainer.contract import timestamps
 from tests.chart import promserver
 from tests.chart import queries as q
 from tests.chart import rendering as r
@@ -55,6 +59,8 @@ EPOCHS = 40
 #: The digits example (fast to converge), pausing after each epoch so that a
 #: 1 s scrape sees it, but not after the early stop (see scraped_model.py).
 HYPERPARAMETERS = {"learningRate": 0.01, "epochPauseSeconds": 1.5}
+#: The trainer pods' PYTHONPATH: this checkout's tests and trainer.
+CHECKOUT_PATH = os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "trainer_image")])
 #: The chosen job's series, as the dashboard selects them.
 JOB_SELECTOR = f'namespace="{NAMESPACE}", rekindle_job="{JOB}"'
 
@@ -179,8 +185,10 @@ def _job(name: str, entrypoint: str) -> dict[str, Any]:
                 "mode": "min",
             },
             "restartPolicy": {"maxRestarts": 3, "backoff": {"initialSeconds": 1, "maxSeconds": 1}},
-            # The entrypoint module lives in this checkout's tests.
-            "template": {"env": [{"name": "PYTHONPATH", "value": str(REPO_ROOT)}]},
+            # The entrypoint module lives in this checkout's tests; the trainer is this
+            # checkout's too, even where the virtualenv's rekindle-train was installed from
+            # another one (a worktree).
+            "template": {"env": [{"name": "PYTHONPATH", "value": CHECKOUT_PATH}]},
         },
     }
 
@@ -317,6 +325,53 @@ def test_panels_show_what_happened(run: Run) -> None:
         at=run.at,
     )
     assert [(s["metric"]["cause"], s["value"][1]) for s in restarts] == [("NodeLost", "1")]
+
+
+#: How far the Goodput row's sums may stray from the job's wall time. The operator writes
+#: every value from one status document whose times keep microseconds and whose seconds are
+#: sums of IEEE doubles; Prometheus stores and returns the exact doubles the exposition
+#: printed (shortest round-trip repr). What is left is the summation error of a dozen
+#: doubles below 10^4 s, about 10^-12 s: a millisecond is a bound that a real bug (one
+#: second counted twice or lost) cannot hide under.
+GOODPUT_TOLERANCE_SECONDS = 1e-3
+
+
+@pytest.mark.slow
+def test_goodput_adds_up_to_the_jobs_wall_time(run: Run) -> None:
+    """The Goodput row's queries, on the real Prometheus after the job ended, sum to its wall time.
+
+    The story leaves a mark on each cause it exercises: attempt 1, killed with its node,
+    wrote no timing (unreported); attempt 2 restored the epoch-3 checkpoint and trained
+    the lost steps again; both waited on saves; the trainer's startup counts.
+    """
+    at = run.at_operator
+
+    def one(title: str, kind: str = "stat") -> float:
+        (series,) = run.prom.query(_expand(_panel(title, kind).expr), at=at)
+        return float(series["value"][1])
+
+    productive, badput, wall = one("Productive time"), one("Badput"), one("Wall time accounted")
+    by_cause = {
+        s["metric"]["cause"]: float(s["value"][1])
+        for s in run.prom.query(_expand(_panel("Badput by cause", "timeseries").expr), at=at)
+    }
+    goodput = run.status["goodput"]
+    started = timestamps.parse_time(run.status["startTime"])
+    completed = timestamps.parse_time(run.status["completionTime"])
+    assert timestamps.parse_time(goodput["since"]) == started
+    assert timestamps.parse_time(goodput["through"]) == completed
+    assert run.start <= started.timestamp() <= completed.timestamp() <= run.at_operator
+    tolerance = GOODPUT_TOLERANCE_SECONDS
+    assert wall == pytest.approx((completed - started).total_seconds(), abs=tolerance)
+    assert productive + badput == pytest.approx(wall, abs=tolerance)
+    assert set(by_cause) == {cause.value for cause in BadputCause}
+    assert sum(by_cause.values()) == pytest.approx(badput, abs=tolerance)
+    assert min(by_cause.values()) >= 0
+    assert productive > 0
+    for cause in ("unreported", "restore", "lost_work_replayed", "startup", "checkpoint_stall"):
+        assert by_cause[cause] > 0, (cause, by_cause)
+    assert one("Goodput") == pytest.approx(productive / wall)
+    assert goodput["productiveSeconds"] == pytest.approx(productive, abs=tolerance)
 
 
 @pytest.mark.slow

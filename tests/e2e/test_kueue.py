@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from rekindle_trainer.contract.timestamps import parse_time
 from tests.e2e import manifests
 from tests.e2e.emulated import EmulatedCluster
 from tests.kube import kueue
@@ -98,6 +99,13 @@ def test_a_queued_then_preempted_job_waits_saves_and_resumes_to_the_end(
     assert restarting[0].startswith("restarting from the newest valid checkpoint (last reported: ")
     assert "(last reported: epoch 0 " not in restarting[0]
     assert described.condition("Queued")[0] == "False"
+    # Both waits in the queue are goodput's "queued", never a failure; the account is whole.
+    goodput = status["goodput"]
+    assert goodput["badputSeconds"]["queued"] >= 3 * PENDING_TIMEOUT
+    wall = (parse_time(status["completionTime"]) - parse_time(goodput["since"])).total_seconds()
+    assert goodput["productiveSeconds"] + sum(goodput["badputSeconds"].values()) == pytest.approx(
+        wall, abs=1e-3
+    )
     groups = {
         p["metadata"]["labels"][kueue.GROUP_LABEL]
         for p in (e2e.pod_history(f"{NAME}-1")[-1], e2e.pod_history(f"{NAME}-2")[-1])

@@ -31,6 +31,7 @@ from prometheus_client.registry import Collector
 
 from rekindle_operator import __version__
 from rekindle_operator.core import metric_names
+from rekindle_operator.core.goodput import Goodput
 from rekindle_operator.core.job_status import Status
 
 #: Reconciles take milliseconds unless the API server is slow; the top buckets catch that.
@@ -68,6 +69,22 @@ JOB_FAMILIES: dict[str, tuple[str, str | None]] = {
         None,
     ),
     metric_names.JOB_COMPLETION_TIME: ("Unix time the TrainingJob finished.", None),
+    metric_names.JOB_GOODPUT_SECONDS: (
+        "Seconds of the TrainingJob's wall time spent in productive training steps.",
+        None,
+    ),
+    metric_names.JOB_BADPUT_SECONDS: (
+        "Seconds of the TrainingJob's wall time that were not productive, by cause.",
+        "cause",
+    ),
+    metric_names.JOB_WALL_SECONDS: (
+        "Seconds from the TrainingJob's first start that goodput and badput add up to.",
+        None,
+    ),
+    metric_names.JOB_GPU_SECONDS: (
+        "GPUs times seconds saved by early stopping or lost to interruptions (kind).",
+        "kind",
+    ),
 }
 
 
@@ -121,6 +138,25 @@ def job_samples(record: JobRecord) -> list[Sample]:
         found.append(Sample(metric_names.JOB_START_TIME, status.start_time.timestamp()))
     if status.completion_time is not None:
         found.append(Sample(metric_names.JOB_COMPLETION_TIME, status.completion_time.timestamp()))
+    return found + goodput_samples(status.goodput)
+
+
+def goodput_samples(goodput: Goodput | None) -> list[Sample]:
+    """Goodput, badput by cause (every cause, 0 included), wall and GPU seconds; none before."""
+    if goodput is None:
+        return []
+    found = [
+        Sample(metric_names.JOB_GOODPUT_SECONDS, goodput.productive_seconds),
+        Sample(metric_names.JOB_WALL_SECONDS, goodput.wall_seconds),
+    ]
+    for cause, seconds in goodput.badput_seconds.by_cause().items():
+        found.append(Sample(metric_names.JOB_BADPUT_SECONDS, seconds, ("cause", cause.value)))
+    gpu = goodput.gpu_seconds
+    for kind, value in (
+        ("saved_by_early_stopping", gpu.saved_by_early_stopping),
+        ("lost_to_interruptions", gpu.lost_to_interruptions),
+    ):
+        found.append(Sample(metric_names.JOB_GPU_SECONDS, value, ("kind", kind)))
     return found
 
 

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from rekindle_operator.core import conditions, wording
+from rekindle_operator.core import conditions, goodput, wording
 from rekindle_operator.core.job_spec import RestartPolicy, TrainingJobSpec
 from rekindle_operator.core.job_status import AttemptEndRecord, BestMetric, RestartBudget, Status
 from rekindle_operator.core.observation import (
@@ -141,6 +141,13 @@ def decide(
     """
     if generation is not None:
         status = status.but(observed_generation=generation)
+    decision = _decide(spec, status, observed, now)
+    return replace(decision, status=_account(spec, status, decision, observed, now))
+
+
+def _decide(
+    spec: TrainingJobSpec, status: Status, observed: Observation, now: datetime
+) -> Decision:
     if status.finished:
         return _finished(spec, status, observed, now)
     status = status.but(restart_budget=_budget(status))
@@ -862,6 +869,78 @@ def _merge_progress(status: Status, progress: Progress | None) -> Status:
     if progress.lost_steps > status.lost_steps:  # the trainer reports the job's total so far
         changes["lost_steps"] = progress.lost_steps
     return status.but(**changes)
+
+
+# ---------------------------------------------------------------------------
+# Goodput: where the wall time went (core/goodput.py does the arithmetic).
+# ---------------------------------------------------------------------------
+
+
+def _account(
+    spec: TrainingJobSpec, before: Status, decision: Decision, observed: Observation, now: datetime
+) -> Status:
+    """``decision.status`` with the wall time up to ``now`` attributed, where a fold is due.
+
+    Folds happen when an attempt ends (its body, by the trainer's timing), when its
+    pod leaves the queue, and when one is created (the gap before it).
+    """
+    after = decision.status
+    started = decision.action in (Action.START, Action.RESTART)
+    current = after.goodput
+    if current is None:
+        if not started:
+            return after
+        current = goodput.begin(now)
+    gpus = spec.resources.gpus * spec.workers
+    queued_since = _queued_since(before)
+    if isinstance(observed, AttemptEnd) and _ended_now(before, after, observed):
+        progress = observed.progress
+        times = goodput.AttemptTimes(
+            end=now,
+            queued_since=queued_since,
+            timing=progress.timing if progress is not None else None,
+            replayed_steps=max(0, after.lost_steps - before.lost_steps),
+            resumed=observed.attempt > 1,
+            gpus=gpus,
+        )
+        current = goodput.attempt_ended(current, times)
+    elif queued_since is not None and not _is_queued(after) and after.attempt == before.attempt:
+        current = goodput.queue_left(current, queued_since=queued_since, now=now)
+    if started:
+        current = goodput.gap(current, now, _gap_cause(before))
+    if decision.action is Action.SUCCEED and decision.cause is Cause.EARLY_STOPPED:
+        stop = after.early_stop_epoch
+        if stop is not None:
+            left = spec.training.epochs - stop
+            current = goodput.early_stopped(
+                current, epochs_trained=stop, epochs_left=left, gpus=gpus
+            )
+    return after.but(goodput=current)
+
+
+def _ended_now(before: Status, after: Status, end: AttemptEnd) -> bool:
+    """Whether this decision recorded ``end`` (it was not recorded before)."""
+    recorded, earlier = after.last_attempt_end, before.last_attempt_end
+    if recorded is None or recorded.attempt != end.attempt:
+        return False
+    return earlier is None or earlier.attempt != end.attempt
+
+
+def _queued_since(status: Status) -> datetime | None:
+    """Since when the current attempt's pod waits in the queue; None when it does not."""
+    found = conditions.find(status.conditions, ConditionType.QUEUED)
+    if found is None or found.status != conditions.TRUE or not status.attempt_live:
+        return None
+    return found.last_transition_time
+
+
+def _gap_cause(before: Status) -> goodput.BadputCause:
+    """What the time before a new attempt was: suspension, waiting to be created, or backoff."""
+    if before.phase is Phase.SUSPENDED:
+        return goodput.BadputCause.SUSPENDED
+    if before.attempt == 0 or before.phase is Phase.PENDING:  # first, or a refused create
+        return goodput.BadputCause.QUEUED
+    return goodput.BadputCause.RESTART_DOWNTIME
 
 
 # ---------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from rekindle_operator.core.goodput import Goodput
 from rekindle_operator.core.reasons import Cause, Phase, WorkerState
 from rekindle_trainer.contract import documents
 from rekindle_trainer.contract.documents import schema
@@ -168,6 +169,9 @@ class Status:
     workers: tuple[WorkerStatus, ...] = field(default=(), metadata=schema("workers"))
     #: ``running/total`` workers of the current attempt, e.g. ``2/2`` (``kubectl get tj``).
     workers_ready: str | None = field(default=None, metadata=schema("workersReady"))
+    #: Where the wall time went: productive seconds and badput by cause (updated as
+    #: attempts start, leave the queue and end; see docs/monitoring.md, Goodput).
+    goodput: Goodput | None = field(default=None, metadata=schema("goodput"))
 
     @property
     def attempt_live(self) -> bool:

@@ -69,6 +69,25 @@ JOB_START_TIME: Final = "rekindle_operator_job_start_timestamp_seconds"
 #: (``status.completionTime``); only for finished jobs.
 JOB_COMPLETION_TIME: Final = "rekindle_operator_job_completion_timestamp_seconds"
 
+# Goodput (``status.goodput``; docs/monitoring.md, Goodput). The convention: the job's wall
+# time since its first start, in seconds, is split into ``goodput`` (productive training) and
+# ``badput`` labelled by ``cause``, so that goodput + sum(badput) == wall; resources held are
+# ``<resource>_seconds`` labelled by ``kind``. Gauges, like every per-job series: read from the
+# status, they grow while the job lives and vanish with it; never rate() them.
+
+#: Gauge, labels ``namespace``, ``rekindle_job``: seconds of productive training.
+JOB_GOODPUT_SECONDS: Final = "rekindle_operator_job_goodput_seconds"
+#: Gauge, labels ``namespace``, ``rekindle_job``, ``cause`` (queued, startup, restore,
+#: checkpoint_stall, restart_downtime, lost_work_replayed, unreported, suspended): seconds
+#: of the wall time that were not productive, by cause (every cause has a series).
+JOB_BADPUT_SECONDS: Final = "rekindle_operator_job_badput_seconds"
+#: Gauge, labels ``namespace``, ``rekindle_job``: the seconds goodput and badput add up to
+#: (from the first start to the last attempt start, queue exit or end).
+JOB_WALL_SECONDS: Final = "rekindle_operator_job_wall_seconds"
+#: Gauge, labels ``namespace``, ``rekindle_job``, ``kind`` (saved_by_early_stopping,
+#: lost_to_interruptions): GPUs (``resources.gpus`` x ``workers``) x seconds.
+JOB_GPU_SECONDS: Final = "rekindle_operator_job_gpu_seconds"
+
 #: Every per-job gauge (see :data:`JOB_LABEL`).
 JOB_METRICS: Final = (
     JOB_PHASE,
@@ -82,6 +101,10 @@ JOB_METRICS: Final = (
     JOB_LOST_STEPS,
     JOB_START_TIME,
     JOB_COMPLETION_TIME,
+    JOB_GOODPUT_SECONDS,
+    JOB_BADPUT_SECONDS,
+    JOB_WALL_SECONDS,
+    JOB_GPU_SECONDS,
 )
 
 #: Every metric family the operator exports (Prometheus names, counters with ``_total``).

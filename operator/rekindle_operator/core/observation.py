@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rekindle_operator.core.reasons import Cause
-from rekindle_trainer.contract import TerminationMessage
+from rekindle_trainer.contract import TerminationMessage, Timing
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +26,8 @@ class Progress:
     best_epoch: int | None = None
     early_stop_epoch: int | None = None
     lost_steps: int = 0
+    #: Where the attempt's time went, as the trainer measured it (goodput).
+    timing: Timing | None = None
 
     @classmethod
     def from_termination(cls, message: TerminationMessage) -> Progress:
@@ -39,6 +41,7 @@ class Progress:
             best_epoch=message.best_epoch,
             early_stop_epoch=message.early_stop_epoch,
             lost_steps=message.lost_steps,
+            timing=message.timing,
         )
 
 

@@ -48,6 +48,9 @@ def summary_lines(epoch_budget: int, status: Mapping[str, Any], stats: RunStats)
         ("epoch budget", _saved(epoch_budget, epochs_run, early_stop)),
         ("this run", _this_run(status, stats)),
     ]
+    goodput = goodput_line(status.get("goodput"))
+    if goodput is not None:
+        rows.append(("goodput", goodput))
     if status.get("latestCheckpoint"):
         rows.append(("checkpoint", str(status["latestCheckpoint"])))
     width = max(len(label) for label, _ in rows)
@@ -67,6 +70,41 @@ def _retries_left(budget: Mapping[str, Any]) -> list[tuple[str, str]]:
     if resets:
         text += f" (the budget started afresh {wording.counted(resets, 'time')} after progress)"
     return [("retries left", text)]
+
+
+def goodput_line(goodput: Mapping[str, Any] | None) -> str | None:
+    """``62% of 4m12s productive; badput: startup 41s, restore 3s, …`` (largest first).
+
+    None before any wall time was attributed (``status.goodput`` absent or empty).
+    """
+    if not goodput:
+        return None
+    productive = float(goodput.get("productiveSeconds") or 0.0)
+    badput = {k: float(v) for k, v in (goodput.get("badputSeconds") or {}).items() if v}
+    wall = productive + sum(badput.values())
+    if wall <= 0:
+        return None
+    causes = sorted(badput.items(), key=lambda kv: -kv[1])
+    shown = ", ".join(f"{_CAUSE_WORDS.get(k, k)} {_duration(v)}" for k, v in causes if v >= 0.05)
+    text = f"{100 * productive / wall:.0f}% of {_duration(wall)} productive"
+    return f"{text}; badput: {shown}" if shown else text
+
+
+#: ``badputSeconds`` keys as the summary says them.
+_CAUSE_WORDS = {
+    "checkpointStall": "checkpoint stall",
+    "restartDowntime": "restart downtime",
+    "lostWorkReplayed": "lost work replayed",
+}
+
+
+def _duration(seconds: float) -> str:
+    """``4m12s``, ``41s`` or ``0.3s``: short enough for one line."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    minutes, rest = divmod(whole, 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
 def _phase(status: Mapping[str, Any]) -> str:

@@ -22,6 +22,7 @@ from rekindle_operator.cluster.operator_metrics import (
     job_samples,
 )
 from rekindle_operator.core import metric_names
+from rekindle_operator.core.goodput import Badput, Goodput, GpuSeconds
 from rekindle_operator.core.job_status import BestMetric, Restarts, Status
 from rekindle_operator.core.reasons import Phase
 
@@ -195,6 +196,45 @@ SAMPLE_CASES = [
         },
     ),
 ]
+
+
+GOODPUT = Goodput(
+    since=STARTED,
+    through=STARTED + timedelta(seconds=300),
+    productive_seconds=200.0,
+    badput_seconds=Badput(queued=30.0, startup=40.0, checkpoint_stall=10.0, restart_downtime=20.0),
+    gpu_seconds=GpuSeconds(saved_by_early_stopping=800.0, lost_to_interruptions=160.0),
+)
+SAMPLE_CASES.append(
+    SampleCase(
+        "goodput: productive, every badput cause, wall and GPU seconds",
+        status(phase=Phase.RUNNING, attempt=2, goodput=GOODPUT),
+        None,
+        {
+            Sample(metric_names.JOB_PHASE, 1, ("phase", "Running")),
+            Sample(metric_names.JOB_ATTEMPT, 2),
+            Sample(metric_names.JOB_EPOCHS_TRAINED, 0),
+            Sample(metric_names.JOB_LOST_STEPS, 0),
+            Sample(metric_names.JOB_GOODPUT_SECONDS, 200.0),
+            Sample(metric_names.JOB_WALL_SECONDS, 300.0),
+            *(
+                Sample(metric_names.JOB_BADPUT_SECONDS, seconds, ("cause", cause))
+                for cause, seconds in {
+                    "queued": 30.0,
+                    "startup": 40.0,
+                    "restore": 0.0,
+                    "checkpoint_stall": 10.0,
+                    "restart_downtime": 20.0,
+                    "lost_work_replayed": 0.0,
+                    "unreported": 0.0,
+                    "suspended": 0.0,
+                }.items()
+            ),
+            Sample(metric_names.JOB_GPU_SECONDS, 800.0, ("kind", "saved_by_early_stopping")),
+            Sample(metric_names.JOB_GPU_SECONDS, 160.0, ("kind", "lost_to_interruptions")),
+        },
+    )
+)
 
 
 @pytest.mark.parametrize("case", SAMPLE_CASES, ids=[c.name for c in SAMPLE_CASES])

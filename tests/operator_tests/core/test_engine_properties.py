@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rekindle_operator.core import engine, job_spec, job_status, observation
 from rekindle_operator.core.engine import Action
 from rekindle_operator.core.reasons import DISRUPTION_CAUSES, FAILURE_CAUSES, Cause, Phase
+from rekindle_trainer.contract import Timing
 from tests.support.engine_cases import T0
 
 _CAUSES = sorted(Cause, key=lambda c: c.value)
@@ -21,7 +23,10 @@ _step = st.one_of(
     st.tuples(st.just("tick"), st.integers(1, 400)),
     st.tuples(st.just("suspend"), st.booleans()),
     st.tuples(st.just("stale"), st.sampled_from(_CAUSES)),
+    st.tuples(st.just("queued"), st.sampled_from(["WaitingForAdmission", "Unschedulable"])),
+    st.tuples(st.just("timed_end"), st.sampled_from(_CAUSES)),
 )
+_TIMING = Timing(startup=3.0, restore=1.0, checkpoint_stall=2.0, training=50.0, steps=40)
 
 _PHASE_TRUE = {
     Phase.PENDING: None,
@@ -70,8 +75,9 @@ def _check_invariants(
         assert not (before.attempt_live and after.last_attempt_end == before.last_attempt_end)
     else:
         assert after.attempt == before.attempt
-    # Conditions: exactly the phase's condition is True; Running is always there.
-    true = {c.type for c in after.conditions if c.status == "True"}
+    # Conditions: exactly the phase's condition is True (and Queued, which is no phase's);
+    # Running is always there.
+    true = {c.type for c in after.conditions if c.status == "True" and c.type != "Queued"}
     wanted = _PHASE_TRUE[after.phase] if after.phase else None
     assert true == ({wanted} if wanted else set())
     assert any(c.type == "Running" for c in after.conditions) or after.phase is None
@@ -80,6 +86,25 @@ def _check_invariants(
         if cond.type in old and old[cond.type].status == cond.status:
             assert cond.last_transition_time == old[cond.type].last_transition_time
     assert job_status.parse_status(job_status.to_document(after)) == after
+    _check_goodput(before, after)
+
+
+def _check_goodput(before: job_status.Status, after: job_status.Status) -> None:
+    """Every second from the first start attributed once; totals only grow."""
+    if after.attempt == 0:
+        return
+    g = after.goodput
+    assert g is not None
+    assert g.productive_seconds >= 0
+    assert all(v >= 0 for v in g.badput_seconds.by_cause().values())
+    assert g.productive_seconds + g.badput_seconds.total() == pytest.approx(g.wall_seconds)
+    if after.finished and after.completion_time is not None and not after.attempt_live:
+        assert g.through >= after.completion_time
+    old = before.goodput
+    if old is not None:
+        assert g.since == old.since
+        assert g.through >= old.through
+        assert g.productive_seconds >= old.productive_seconds
 
 
 @settings(max_examples=80, deadline=None)
@@ -109,6 +134,15 @@ def test_invariants_hold_over_any_history(
             s = job_spec.parse_spec({**job_spec.to_document(s), "suspend": value})
         elif kind == "end":
             observed = observation.AttemptEnd(attempt=current.attempt, cause=value, exit_code=1)
+        elif kind == "queued":
+            observed = observation.AttemptPending(attempt=current.attempt, queued=value)
+        elif kind == "timed_end":
+            progress = observation.Progress(
+                epoch=3, step=30, lost_steps=current.lost_steps + 5, timing=_TIMING
+            )
+            observed = observation.AttemptEnd(
+                attempt=current.attempt, cause=value, exit_code=1, progress=progress
+            )
         elif kind == "stale":
             observed = observation.AttemptEnd(attempt=max(current.attempt - 1, 0), cause=value)
         elif kind == "running":

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from rekindle_trainer.contract.timestamps import parse_time
+
 REPO = Path(__file__).resolve().parents[3]
 DIGITS = REPO / "examples" / "digits.yaml"
 
@@ -64,3 +66,14 @@ def test_digits_survives_sigkill_and_sigterm_and_stops_at_the_uninterrupted_epoc
     assert "injecting sigkill@epoch=3" in output
     assert "injecting sigterm@epoch=6" in output
     assert f"early stop    epoch {stop_epoch}" in output
+    # Goodput through the same engine: the SIGKILLed attempt is unreported, the
+    # SIGTERMed one saved and restored; the summary says it, and the account is whole.
+    goodput = faulted["goodput"]
+    badput = goodput["badputSeconds"]
+    assert badput["unreported"] > 0
+    assert badput["restore"] > 0
+    assert goodput["productiveSeconds"] > 0
+    wall = (parse_time(faulted["completionTime"]) - parse_time(goodput["since"])).total_seconds()
+    assert goodput["productiveSeconds"] + sum(badput.values()) == pytest.approx(wall, abs=1e-3)
+    assert "goodput" in output
+    assert "% of " in output

@@ -44,6 +44,38 @@ def test_a_note_travels_and_is_left_out_when_there_is_none() -> None:
     assert TerminationMessage.from_json(text) == noted
 
 
+def test_timing_travels_rounded_to_milliseconds_and_is_left_out_when_absent() -> None:
+    """Goodput's input; operators before it reject unknown keys, so none is written without it."""
+    plain = TerminationMessage(outcome=Outcome.PREEMPTED, epoch=3, step=69)
+    assert "timing" not in json.loads(plain.to_json())
+    timing = contract.Timing(
+        startup=12.34567, restore=2.5, checkpoint_stall=0.25, training=100.0, steps=69
+    )
+    text = TerminationMessage(outcome=Outcome.PREEMPTED, epoch=3, step=69, timing=timing).to_json()
+    jsonschema.validate(json.loads(text), contract.TERMINATION_MESSAGE_SCHEMA)
+    assert json.loads(text)["timing"]["startup"] == 12.346
+    parsed = TerminationMessage.from_json(text).timing
+    assert parsed == contract.Timing(
+        startup=12.346, restore=2.5, checkpoint_stall=0.25, training=100.0, steps=69
+    )
+
+
+@pytest.mark.parametrize(
+    ("timing", "problem"),
+    [
+        ({"startup": -1}, "timing.startup: must be a finite number >= 0"),
+        ({"steps": 1.5}, "timing.steps: expected an integer"),
+        ({"restore": "2"}, "timing.restore: expected a number, got str"),
+        ({"warmup": 1}, "timing.warmup: unknown field"),
+        ([], "timing: expected an object"),
+    ],
+)
+def test_a_bad_timing_is_refused_naming_the_field(timing: object, problem: str) -> None:
+    text = json.dumps({"outcome": "preempted", "epoch": 1, "step": 2, "timing": timing})
+    with pytest.raises(ValueError, match=problem.replace(".", r"\.")):
+        TerminationMessage.from_json(text)
+
+
 def test_long_error_is_truncated_to_the_kubernetes_limit() -> None:
     message = TerminationMessage(outcome=Outcome.FAILED, epoch=3, step=9, error="x" * 10_000)
     text = message.to_json()

@@ -15,6 +15,7 @@ import signal
 import time
 import urllib.request
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +234,19 @@ def test_finished_job_reports_again_without_training(tmp_path: Path) -> None:
     first = attempt(tmp_path, SHORT)
     names = CheckpointStore(tmp_path / "ckpt").names()
     again = attempt(tmp_path, SHORT, number=2)
-    assert again.message == first.message
+    assert again.message is not None
+    assert first.message is not None
+    # The same report; only the attempt's own timing differs (it trained nothing).
+    assert replace(again.message, timing=None) == replace(first.message, timing=None)
+    timing, nothing = first.message.timing, again.message.timing
+    assert timing is not None
+    assert nothing is not None
+    assert timing.steps == first.message.step - 1  # counted from the first step's end
+    assert timing.startup > 0
+    assert timing.training > 0
+    assert 0 < timing.checkpoint_stall < timing.training  # saves every 5 steps, and the final
+    assert timing.restore == 0  # nothing to resume from
+    assert (nothing.steps, nothing.training) == (0, 0)
     assert CheckpointStore(tmp_path / "ckpt").names() == names
     kinds = [e.kind for e in helpers.progress(tmp_path)]
     assert kinds[-2:] == [ProgressKind.FINISHED, ProgressKind.FINISHED]
@@ -293,7 +306,9 @@ def test_library_api_trains_a_users_own_model(tmp_path: Path) -> None:
         e.data["trigger"] for e in helpers.progress(tmp_path) if e.kind is ProgressKind.CHECKPOINT
     ]
     assert "seconds" in triggers
-    assert helpers.termination(tmp_path) == message
+    written = helpers.termination(tmp_path)
+    assert written.timing is not None  # added as the session closes: the attempt is over
+    assert replace(written, timing=None) == message
 
 
 @pytest.mark.slow

@@ -133,6 +133,65 @@ EXIT_CODE_FOR_OUTCOME: Final[dict[Outcome, int]] = {
 
 
 @dataclass(frozen=True)
+class Timing:
+    """Where an attempt's time went, as the trainer measured it (seconds, its own clock).
+
+    The operator splits the attempt's wall time into goodput and badput with it
+    (``docs/monitoring.md``, Goodput). ``training`` counts from the first step's
+    start to the termination message and includes ``checkpoint_stall``.
+
+    Attributes:
+        startup: process start to the first step's start, ``restore`` included.
+        restore: reading the checkpoint the attempt resumed from.
+        checkpoint_stall: time training waited on saves (the host copies, and
+            any wait for an earlier save to publish).
+        training: first step's start to the end of the attempt.
+        steps: optimizer steps this attempt took.
+    """
+
+    startup: float = 0.0
+    restore: float = 0.0
+    checkpoint_stall: float = 0.0
+    training: float = 0.0
+    steps: int = 0
+
+    def to_document(self) -> dict[str, Any]:
+        """Milliseconds are plenty and keep the termination message short."""
+        doc: dict[str, Any] = {k: round(v, 3) for k, v in asdict(self).items() if k != "steps"}
+        doc["steps"] = self.steps
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: Any) -> Timing:
+        """Parse ``timing``; raise ``ValueError`` naming the field."""
+        problems = validate_timing(doc)
+        if problems:
+            raise ValueError("invalid termination message: " + "; ".join(problems))
+        seconds = {k: float(v) for k, v in doc.items() if k != "steps"}
+        return cls(steps=int(doc.get("steps", 0)), **seconds)
+
+
+_TIMING_FIELDS: Final = ("startup", "restore", "checkpoint_stall", "training", "steps")
+
+
+def validate_timing(doc: Any) -> list[str]:
+    """Problems of a ``timing`` object, each naming its field; empty when valid."""
+    if not isinstance(doc, dict):
+        return [f"timing: expected an object, got {type(doc).__name__}"]
+    problems: list[str] = []
+    for key, value in doc.items():
+        if key not in _TIMING_FIELDS:
+            problems.append(f"timing.{key}: unknown field")
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"timing.{key}: expected a number, got {type(value).__name__}")
+        elif key == "steps" and not isinstance(value, int):
+            problems.append(f"timing.steps: expected an integer, got {value!r}")
+        elif not math.isfinite(value) or value < 0:
+            problems.append(f"timing.{key}: must be a finite number >= 0, got {value}")
+    return problems
+
+
+@dataclass(frozen=True)
 class TerminationMessage:
     """The one JSON document the trainer writes on exit.
 
@@ -157,6 +216,8 @@ class TerminationMessage:
             worker was lost (a collective failed or timed out): its end is a
             consequence, never the cause the attempt is counted by. Written
             out only when true.
+        timing: where the attempt's time went (:class:`Timing`), for goodput. Left
+            out of the JSON when ``None``.
     """
 
     outcome: Outcome
@@ -172,6 +233,7 @@ class TerminationMessage:
     error: str | None = None
     note: str | None = None
     peer_lost: bool = False
+    timing: Timing | None = None
 
     def to_json(self) -> str:
         """Serialize to compact JSON that fits the Kubernetes size limit.
@@ -185,6 +247,10 @@ class TerminationMessage:
             del doc["note"]
         if not doc["peer_lost"]:
             del doc["peer_lost"]  # one worker's messages stay as they were before gangs
+        if self.timing is None:
+            del doc["timing"]
+        else:
+            doc["timing"] = self.timing.to_document()
         if doc["best_metric"] is not None and not math.isfinite(doc["best_metric"]):
             doc["best_metric"] = None
         text = json.dumps(doc, separators=(",", ":"), sort_keys=True)
@@ -206,8 +272,10 @@ class TerminationMessage:
         errors = validate_termination_message(doc)
         if errors:
             raise ValueError("invalid termination message: " + "; ".join(errors))
+        timing = doc.pop("timing", None)
         return cls(
             outcome=Outcome(doc["outcome"]),
+            timing=None if timing is None else Timing.from_document(timing),
             **{k: v for k, v in doc.items() if k != "outcome"},
         )
 
@@ -233,6 +301,17 @@ TERMINATION_MESSAGE_SCHEMA: Final[dict[str, Any]] = {
         "error": {"type": ["string", "null"]},
         "note": {"type": ["string", "null"]},
         "peer_lost": {"type": "boolean"},
+        "timing": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "startup": {"type": "number", "minimum": 0},
+                "restore": {"type": "number", "minimum": 0},
+                "checkpoint_stall": {"type": "number", "minimum": 0},
+                "training": {"type": "number", "minimum": 0},
+                "steps": {"type": "integer", "minimum": 0},
+            },
+        },
     },
 }
 
@@ -268,6 +347,9 @@ def validate_termination_message(doc: Any) -> list[str]:
         problems.append(f"outcome: {doc['outcome']!r} is not one of {allowed}")
     for key, value in doc.items():
         if key == "outcome":
+            continue
+        if key == "timing":
+            problems.extend(validate_timing(value))
             continue
         if key not in _FIELD_TYPES:
             problems.append(f"{key}: unknown field")

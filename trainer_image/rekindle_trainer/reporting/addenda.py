@@ -2,8 +2,9 @@
 
 The loop builds the message of an attempt that completes, stops early or is
 preempted; the session builds the one of an attempt that fails. Both must say
-when no valid checkpoint was left (a note) and the job's lost steps so far
-(counted at start-up, before anything could fail): :class:`Addenda` collects
+when no valid checkpoint was left (a note), the job's lost steps so far
+(counted at start-up, before anything could fail) and where the attempt's time
+went (:class:`~rekindle_trainer.reporting.clock.AttemptClock`): :class:`Addenda` collects
 them and :meth:`Addenda.apply` adds them to whichever message is written.
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from rekindle_trainer.contract import Outcome, TerminationMessage
+from rekindle_trainer.reporting.clock import AttemptClock
 
 #: The note of an attempt stopped before its first step.
 NOTHING_TO_SAVE = "stopped before the first step: nothing new to save"
@@ -25,6 +27,8 @@ class Addenda:
     lost_steps: int = 0
     #: Where the attempt starts: ``(epoch, step, checkpoint)``, once known.
     start: tuple[int, int, str | None] | None = None
+    #: Where the attempt's time went (the message's ``timing``, for goodput).
+    clock: AttemptClock = field(default_factory=AttemptClock)
 
     def before_first_step(self) -> TerminationMessage | None:
         """The message of an attempt stopped before its first step (``None``: start not known).
@@ -41,6 +45,8 @@ class Addenda:
         return self.apply(stopped)
 
     def apply(self, message: TerminationMessage) -> TerminationMessage:
-        """``message`` with the notes (unless it has one) and the larger lost-step total."""
+        """``message`` with the notes (unless it has one), the larger lost-step total and timing."""
         note = message.note or ("; ".join(self.notes) if self.notes else None)
-        return replace(message, note=note, lost_steps=max(message.lost_steps, self.lost_steps))
+        timing = message.timing or self.clock.timing()
+        lost = max(message.lost_steps, self.lost_steps)
+        return replace(message, note=note, lost_steps=lost, timing=timing)

@@ -114,6 +114,7 @@ class Reporter:
         Reading a step's logs waits for the device, so a throttled step costs nothing.
         """
         now = time.time()
+        self.addenda.clock.step(position.step)
         self.metrics.step.set(position.step)
         self.metrics.last_step_time.set(now)
         self.health.last_step = now
@@ -160,6 +161,15 @@ class Reporter:
     def save_stalled(self, seconds: float) -> None:
         """Training waited ``seconds`` for a save (the copy to host memory)."""
         self.metrics.stall_seconds.observe(seconds)
+        self.addenda.clock.stalled(seconds)
+
+    def waited_for_saves(self, seconds: float) -> None:
+        """Training waited ``seconds`` for saves to be written (a final save, a drain)."""
+        self.addenda.clock.stalled(seconds)
+
+    def restored(self, seconds: float) -> None:
+        """Finding and reading the checkpoint to resume from took ``seconds``."""
+        self.addenda.clock.restored(seconds)
 
     def save_superseded(self, trigger: str) -> None:
         """A queued save of ``trigger`` was dropped for a newer one."""

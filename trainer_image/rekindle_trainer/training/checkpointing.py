@@ -135,6 +135,7 @@ class Checkpointer:
             raise
         self._last_save = time.monotonic()
         if wait:
+            self.reporter.waited_for_saves(time.perf_counter() - started)
             return None
         stall = time.perf_counter() - started
         self.reporter.save_stalled(stall)
@@ -142,7 +143,9 @@ class Checkpointer:
 
     def save_final(self, model: Any, meta: dict[str, Any]) -> None:
         """Save a fresh copy of the state and wait until it is published."""
+        started = time.perf_counter()
         self.saver.submit(Snapshot(groups=state.snapshot(model), meta=meta), wait=True)
+        self.reporter.waited_for_saves(time.perf_counter() - started)
 
     def record(self, position: Position) -> None:
         """Note the step reached in the position file (cheap: a memory-mapped write)."""
@@ -160,7 +163,11 @@ class Checkpointer:
 
     def drain(self) -> None:
         """Wait for the queued saves; raise the error of one that failed."""
-        self.saver.drain()
+        started = time.perf_counter()
+        try:
+            self.saver.drain()
+        finally:
+            self.reporter.waited_for_saves(time.perf_counter() - started)
 
     def drain_quietly(self) -> None:
         """Wait for the queued saves while failing already (their errors were logged)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,10 @@ def run_attempt(
     if finished is not None:
         return finished
     source, replicas = training_data.source, strategy.replicas(setup.model)
+    restore_began = time.perf_counter()
     run = _restore(store, source, replicas, reporter)
+    if run.loaded is not None:
+        reporter.restored(time.perf_counter() - restore_began)
     reporter.started(
         run.position,
         epochs=config.epochs,
