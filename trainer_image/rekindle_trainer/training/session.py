@@ -70,6 +70,17 @@ class StopRequest:
             self._previous[signum] = signal.signal(signum, self._handle)
         self.prompt.start()
 
+    def reclaim(self) -> None:
+        """Take SIGTERM and SIGINT back after TensorFlow took them at the C level.
+
+        ``MultiWorkerMirroredStrategy`` starts TensorFlow's coordination service,
+        whose preemption notifier installs its own C handler for SIGTERM (measured
+        with TensorFlow 2.21): Python's handler, and with it the save before exit,
+        would never run again. Installing the Python handlers anew restores them.
+        """
+        for signum in self._previous:
+            signal.signal(signum, self._handle)
+
     def uninstall(self) -> None:
         """Give the signals back."""
         self.prompt.stop()
@@ -238,6 +249,7 @@ def _open(
             current.server = MetricsServer(current.metrics, current.health, runtime.metrics_port)
         current.progress = ProgressLog(runtime.progress_file)
         current.strategy = configure_tensorflow(trainer_config, runtime)
+        stop.reclaim()
     except ConfigError:
         _close(current)
         raise
