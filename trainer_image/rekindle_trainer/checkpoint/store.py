@@ -58,6 +58,7 @@ __all__ = [
     "CorruptCheckpoint",
     "Loaded",
     "Published",
+    "ReadOnlyStore",
     "Snapshot",
     "no_valid_checkpoint_line",
     "parse_name",
@@ -162,6 +163,10 @@ def _file_checksum(path: Path, *, sha256: bool) -> str:
     return digest.hexdigest() if digest is not None else crc_hex(crc)
 
 
+class ReadOnlyStore(RuntimeError):
+    """A write to the store of a worker that is not the chief."""
+
+
 @dataclass
 class CheckpointStore:
     """The job's folder on the checkpoint volume.
@@ -172,6 +177,9 @@ class CheckpointStore:
         corrupt: corrupt checkpoints that could not be moved aside (left out all the same).
         epochs: the epoch budget, for the manifests' sense check (``None``: not checked).
         on_corrupt: called with ``(name, reason)`` for each corrupt checkpoint found.
+        read_only: a gang's worker other than the chief: it reads the same checkpoints
+            but changes nothing in the folder (corrupt ones are only left out, every
+            write raises :class:`ReadOnlyStore`), so that the chief alone publishes.
     """
 
     root: Path
@@ -179,10 +187,16 @@ class CheckpointStore:
     corrupt: set[str] = field(default_factory=set)
     epochs: int | None = None
     on_corrupt: Callable[[str, str], None] | None = None
+    read_only: bool = False
 
     def __post_init__(self) -> None:
         if self.keep < 1:
             raise ValueError(f"keep must be >= 1. Received: keep={self.keep}")
+
+    def _writing(self, what: str) -> None:
+        """Refuse ``what`` on a read-only store (a bug: the callers check the role first)."""
+        if self.read_only:
+            raise ReadOnlyStore(f"{what} in {self.root}: only the gang's chief writes there")
 
     # ---------------------------------------------------------------- reading
 
@@ -292,6 +306,8 @@ class CheckpointStore:
         """
         aside = self.root / f"{contract.QUARANTINE_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
         try:
+            if self.read_only:
+                raise OSError(0, "read-only: the chief moves it")
             (self.root / name).rename(aside)
         except OSError as exc:
             self.corrupt.add(name)
@@ -307,7 +323,7 @@ class CheckpointStore:
 
     def remove_unfinished(self) -> list[str]:
         """Delete ``.tmp-…`` folders left by a writer that was killed; their names."""
-        if not self.root.is_dir():
+        if self.read_only or not self.root.is_dir():
             return []
         removed = []
         for entry in os.scandir(self.root):
@@ -321,6 +337,7 @@ class CheckpointStore:
 
     def write(self, snapshot: Snapshot) -> Published:
         """Write ``snapshot`` under a temporary name, flush it, and publish it by a rename."""
+        self._writing(f"writing {snapshot.name}")
         started = time.perf_counter()
         self.root.mkdir(parents=True, exist_ok=True)
         name = snapshot.name
@@ -412,6 +429,7 @@ class CheckpointStore:
         Corrupt checkpoints never count (they are set aside when found); those newer
         than the oldest kept one are left for inspection, older ones are deleted.
         """
+        self._writing("pruning")
         valid = self.names()
         kept = set(valid[-self.keep :]) | {newest}
         if best is not None:
@@ -445,6 +463,7 @@ class CheckpointStore:
 
     def write_json(self, filename: str, doc: dict[str, Any]) -> None:
         """Replace ``filename`` in the job folder atomically."""
+        self._writing(f"writing {filename}")
         self.root.mkdir(parents=True, exist_ok=True)
         temp = self.root / f"{contract.TEMP_PREFIX}{filename}-{uuid.uuid4().hex[:8]}"
         temp.write_text(json.dumps(doc, sort_keys=True))

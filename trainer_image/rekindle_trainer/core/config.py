@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from rekindle_trainer import contract
-from rekindle_trainer.contract import documents
+from rekindle_trainer.contract import documents, gang
 from rekindle_trainer.contract.training_config import TrainerConfig
 
 __all__ = [
@@ -60,6 +60,8 @@ class RuntimeEnv:
     job_namespace: str = ""
     job_uid: str = ""
     cpu_replicas: int = 1
+    #: This process's place in its gang (``TF_CONFIG``); one worker without it.
+    role: gang.WorkerRole = gang.SOLO
 
 
 def parse_config(doc: Any) -> TrainerConfig:
@@ -140,7 +142,20 @@ def parse_runtime_env(env: Mapping[str, str]) -> RuntimeEnv:
         job_namespace=env.get(contract.ENV_JOB_NAMESPACE, ""),
         job_uid=env.get(contract.ENV_JOB_UID, ""),
         cpu_replicas=_env_int(env, contract.ENV_CPU_REPLICAS, 1, 1, contract.MAX_CPU_REPLICAS),
+        role=_role(env),
     )
+
+
+def _role(env: Mapping[str, str]) -> gang.WorkerRole:
+    """The worker's place from ``TF_CONFIG``; a malformed one is a :class:`ConfigError`."""
+    try:
+        return gang.worker_role(env)
+    except ValueError as exc:
+        raise ConfigError(
+            contract.ENV_TF_CONFIG,
+            f"{exc}; it is set by the operator or rekindle run for spec.workers > 1 "
+            "(unset it to train as one worker)",
+        ) from None
 
 
 def _check_folder(name: str, folder: Path) -> None:

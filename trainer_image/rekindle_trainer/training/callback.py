@@ -10,6 +10,7 @@ one or two ``fit`` calls of an attempt.
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from rekindle_trainer.core.early_stopping import (
 from rekindle_trainer.core.position import Position
 from rekindle_trainer.core.save_policy import SavePolicy
 from rekindle_trainer.reporting.reporter import Reporter, plain_logs
+from rekindle_trainer.training.agreement import Agreement
 from rekindle_trainer.training.checkpointing import Checkpointer, RunInfo
 
 
@@ -65,6 +67,8 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
         reporter: reports steps, epochs, early stops and preemptions.
         stop_requested: set by the SIGTERM handler.
         restore_from: the checkpoint to load into the model when training begins.
+        agreement: on a gang, makes every worker see SIGTERM and the save timer at the
+            same step (see :mod:`~rekindle_trainer.training.agreement`).
     """
 
     info: RunInfo
@@ -74,6 +78,7 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
     reporter: Reporter
     stop_requested: threading.Event
     restore_from: Loaded | None = None
+    agreement: Agreement | None = None
     #: Created at the first epoch's end, as Keras resolves ``mode="auto"`` then.
     stopper: EarlyStopper | None = None
     #: The last epoch's logs, for the final save's manifest.
@@ -113,11 +118,12 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
         pos.batch_done(batch)  # the last step of the execution (several if steps_per_execution)
         self.reporter.step_done(pos, self.info.steps_per_epoch, logs)
         self.checkpointer.record(pos)
+        stop, since_save = self._agreed()
         trigger = self._policy.after_step(
             pos.step,
             ends_epoch=pos.step_in_epoch >= self.info.steps_per_epoch,
-            stop_requested=self.stop_requested.is_set(),
-            seconds_since_save=self.checkpointer.seconds_since_save(),
+            stop_requested=stop,
+            seconds_since_save=since_save,
         )
         if trigger is not None:
             self._save(trigger, logs=None)
@@ -135,13 +141,14 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
         best = self.early_stopping.best
         self.reporter.epoch_done(pos, values, es.monitor, best)
         stopping = verdict.stop and es.enabled
+        stop, since_save = self._agreed()
         trigger = self._policy.at_epoch_end(
             pos.epoch,
             pos.step,
             improved=verdict.improved,
             stopping=stopping,
-            stop_requested=self.stop_requested.is_set(),
-            seconds_since_save=self.checkpointer.seconds_since_save(),
+            stop_requested=stop,
+            seconds_since_save=since_save,
         )
         if trigger is not None:
             self._save(trigger, logs=values)
@@ -149,7 +156,7 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
         if stopping:
             self.model.stop_training = True
             self.reporter.early_stopped(pos.epoch, self.info.config.epochs, es.monitor, best)
-        elif self.stop_requested.is_set():
+        elif stop:
             self._preempt()
 
     # --------------------------------------------------------------- helpers
@@ -158,6 +165,21 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
     def stopped_early(self) -> bool:
         """Whether early stopping has ended the run (in this attempt or an earlier one)."""
         return has_stopped(self.early_stopping, self.info.config.early_stopping)
+
+    def _agreed(self) -> tuple[bool, float]:
+        """SIGTERM seen and seconds since the last save, as the whole gang sees them.
+
+        One worker: as they are. A gang: SIGTERM if any worker got one, and the timer
+        due (infinite seconds) if it is due on any worker, so that all save together.
+        """
+        stop, since = self.stop_requested.is_set(), self.checkpointer.seconds_since_save()
+        if self.agreement is None or not self.agreement.gang:
+            return stop, since
+        every = self.info.config.checkpoint.every_seconds
+        stop, due = self.agreement.agree((stop, bool(every) and since >= every))
+        if stop:
+            self.stop_requested.set()  # this worker stops as the one that got the signal
+        return stop, math.inf if due else 0.0
 
     def _stopper(self, values: dict[str, float]) -> EarlyStopper | None:
         """The rule, created at the first epoch end; ``None`` while one not in use cannot run.

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from rekindle_trainer import contract
 from rekindle_trainer.checkpoint import state
 from rekindle_trainer.checkpoint.hostcopy import BufferPool
 from rekindle_trainer.checkpoint.position_file import PositionRecord
@@ -42,6 +43,8 @@ class RunInfo:
     replicas: int = 1
     #: The job's lost steps counted when this attempt started (kept in the position record).
     lost_before: int = 0
+    #: Whether this worker publishes (a gang's chief, or the one worker).
+    chief: bool = True
 
     def manifest(
         self,
@@ -95,6 +98,8 @@ class Checkpointer:
         self._last_save = time.monotonic()
         self._prepared = False
         self._record: PositionRecord | None = None
+        #: The checkpoint name of this attempt's last save (on every worker of a gang).
+        self.saved_name: str | None = None
 
     def prepare(self, model: Any) -> None:
         """After the first step, when every variable exists (optimizer slots, metric sums).
@@ -115,9 +120,17 @@ class Checkpointer:
 
         ``wait`` returns once it is published. Returns how long training stalled, or
         ``None`` when it waited for the write.
+
+        A gang's other workers only read the state, as the chief does (reading a
+        metric's variable is a collective every worker must join), and drop it.
         """
         started = time.perf_counter()
+        self.saved_name = contract.checkpoint_name(int(meta["epoch"]), int(meta["step"]))
         values = state.variables(model)
+        if not self.info.chief:
+            variable_copy.read_all(values)
+            self._last_save = time.monotonic()
+            return None
         buffers = self.pool.try_acquire(values)
         if buffers is None:
             withdrawn = self.saver.withdraw_queued(_supersedable)
@@ -142,13 +155,18 @@ class Checkpointer:
         return stall
 
     def save_final(self, model: Any, meta: dict[str, Any]) -> None:
-        """Save a fresh copy of the state and wait until it is published."""
+        """Save a fresh copy of the state and wait until it is published (the chief's)."""
         started = time.perf_counter()
-        self.saver.submit(Snapshot(groups=state.snapshot(model), meta=meta), wait=True)
+        groups = state.snapshot(model)  # every worker of a gang reads: see save()
+        if not self.info.chief:
+            return
+        self.saver.submit(Snapshot(groups=groups, meta=meta), wait=True)
         self.reporter.waited_for_saves(time.perf_counter() - started)
 
     def record(self, position: Position) -> None:
-        """Note the step reached in the position file (cheap: a memory-mapped write)."""
+        """Note the step reached in the position file (cheap: a memory-mapped write; chief only)."""
+        if not self.info.chief:
+            return
         if self._record is None:
             self._record = PositionRecord(
                 self.store.root, self.info.attempt, lost_before=self.info.lost_before

@@ -8,6 +8,15 @@ stateless shuffle, one pass over the data at a time, when the stream reaches
 it), so any position can be replayed exactly and the first step never waits on
 the epoch's length; datasets supplied whole are resumed by skipping batches,
 which is exact only if re-iterating them repeats their order.
+
+On a gang (``MultiWorkerMirroredStrategy``) ``batchSize`` stays the *global*
+batch: every step, the global batch of indices is cut into one contiguous slice
+per replica of the gang (replica ``r`` of ``R`` takes rows ``r*n//R`` to
+``(r+1)*n//R`` of a batch of ``n``), and each worker reads only its own
+replicas' slices (:class:`Shard`). What a worker trains on at a step is
+therefore a function of ``(seed, epoch, step, worker)`` alone, and a resumed
+gang replays it exactly. Datasets supplied whole are split by TensorFlow's
+automatic sharding instead.
 """
 
 from __future__ import annotations
@@ -24,6 +33,37 @@ from rekindle_trainer.core.config import ConfigError
 
 
 @dataclass(frozen=True)
+class Shard:
+    """A gang's worker's replicas: ``first`` to ``first + local - 1`` of the gang's ``total``."""
+
+    first: int
+    local: int
+    total: int
+
+    def __post_init__(self) -> None:
+        if not (self.first >= 0 and self.local >= 1 and self.first + self.local <= self.total):
+            raise ValueError(f"replicas {self.first}+{self.local} do not fit in {self.total}")
+
+    @classmethod
+    def of(cls, strategy: Any) -> Shard | None:
+        """The shard of this worker under a multi-worker strategy; ``None`` under any other."""
+        resolver = getattr(strategy, "cluster_resolver", None)
+        if resolver is None or not resolver.cluster_spec().as_dict():
+            return None
+        workers = resolver.cluster_spec().num_tasks(resolver.task_type)
+        if workers <= 1:
+            return None
+        total = int(strategy.num_replicas_in_sync)
+        local = total // workers
+        return cls(first=int(resolver.task_id) * local, local=local, total=total)
+
+    def bounds(self, n: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Start and end rows of this worker's slices of a global batch of ``n`` rows."""
+        replicas = tf.range(self.first, self.first + self.local, dtype=tf.int64)
+        return replicas * n // self.total, (replicas + 1) * n // self.total
+
+
+@dataclass(frozen=True)
 class Segment:
     """Arguments for one ``model.fit`` call."""
 
@@ -36,17 +76,24 @@ class ArraySource:
 
     Args:
         arrays: ``(x, y)`` or ``(x, y, sample_weight)``; ``x`` may be nested.
-        batch_size: examples per step.
+        batch_size: examples per step (over the whole gang).
         seed: the run's seed.
         steps_per_epoch: steps per epoch, or ``None`` for one pass over the data
             (the last batch may be short). More steps than one pass use further
             passes, each shuffled with its own key.
+        shard: this worker's replicas on a gang (each step yields one slice per
+            local replica), or ``None``: whole global batches.
     """
 
     kind = "arrays"
 
     def __init__(
-        self, arrays: tuple[Any, ...], batch_size: int, seed: int, steps_per_epoch: int | None
+        self,
+        arrays: tuple[Any, ...],
+        batch_size: int,
+        seed: int,
+        steps_per_epoch: int | None,
+        shard: Shard | None = None,
     ) -> None:
         leaves = tf.nest.flatten(arrays)
         self.size = len(leaves[0])
@@ -63,6 +110,9 @@ class ArraySource:
             1 if steps_per_epoch is None else math.ceil(steps_per_epoch * batch_size / self.size)
         )
         self.replayable = True
+        self.shard = shard
+        if shard is not None:
+            _check_shard(self.size * self.passes, batch_size, self.steps_per_epoch, shard.total)
 
     def _epoch_batches(self, epoch: Any, skip: int = 0) -> tf.data.Dataset:
         """The batches of ``epoch`` from batch ``skip`` on, each pass shuffled when it is reached.
@@ -100,16 +150,37 @@ class ArraySource:
             return tf.nest.map_structure(lambda a: tf.gather(a, indices), arrays)
 
         later = tf.data.Dataset.range(first_epoch + 1, last_epoch).flat_map(self._epoch_batches)
-        stream = (
-            self._epoch_batches(first_epoch, skip)
-            .concatenate(later)
-            .map(gather)
-            .prefetch(tf.data.AUTOTUNE)
-        )
+        stream = self._epoch_batches(first_epoch, skip).concatenate(later)
+        if self.shard is not None:
+            stream = stream.flat_map(self._own_slices)
+        stream = stream.map(gather).prefetch(tf.data.AUTOTUNE)
         steps = (
             self.steps_per_epoch - skip if last_epoch - first_epoch == 1 else self.steps_per_epoch
         )
         return Segment(stream, steps)
+
+    def _own_slices(self, indices: tf.Tensor) -> tf.data.Dataset:
+        """The worker's own slices of one global batch of indices, one per local replica."""
+        assert self.shard is not None
+        starts, ends = self.shard.bounds(tf.shape(indices, out_type=tf.int64)[0])
+        slices = tf.data.Dataset.from_tensor_slices((starts, ends))
+        return slices.map(lambda start, end: indices[start:end])
+
+
+def _check_shard(available: int, batch_size: int, steps_per_epoch: int, replicas: int) -> None:
+    """Every replica of the gang gets at least one example at every step, else a ConfigError.
+
+    ``available`` is the examples an epoch's stream holds (its passes over the data).
+    """
+    last = min(batch_size, available - (steps_per_epoch - 1) * batch_size)
+    if last < replicas:
+        which = "a batch" if last == batch_size else "an epoch's last batch"
+        raise ConfigError(
+            "batchSize",
+            f"the global batch is split over the gang's {replicas} replicas, but {which} "
+            f"holds {last} example(s); choose a batchSize (or stepsPerEpoch) that leaves "
+            "at least one example per replica",
+        )
 
 
 class DatasetSource:
@@ -200,9 +271,18 @@ def _is_arrays(value: Any) -> bool:
 
 
 def make_source(
-    train: Any, batch_size: int, seed: int, steps_per_epoch: int | None, replayable: bool | None
+    train: Any,
+    batch_size: int,
+    seed: int,
+    steps_per_epoch: int | None,
+    replayable: bool | None,
+    *,
+    shard: Shard | None = None,
 ) -> Source:
-    """The source for ``TrainingSetup.train``; raise :class:`ConfigError` for anything else."""
+    """The source for ``TrainingSetup.train``; raise :class:`ConfigError` for anything else.
+
+    ``shard`` (a gang's worker) applies to arrays; datasets are sharded by TensorFlow.
+    """
     if isinstance(train, tf.data.Dataset):
         return DatasetSource(train, steps_per_epoch, bool(replayable))
     if isinstance(train, keras.utils.PyDataset):
@@ -210,7 +290,7 @@ def make_source(
     if _is_arrays(train):
         if replayable is False:
             raise ConfigError("replayable", "arrays are always replayable; leave it as None")
-        return ArraySource(tuple(train), batch_size, seed, steps_per_epoch)
+        return ArraySource(tuple(train), batch_size, seed, steps_per_epoch, shard)
     raise ConfigError(
         "train",
         f"got {type(train).__name__}; expected (x, y) or (x, y, sample_weight) arrays, "

@@ -14,6 +14,7 @@ attempt started after the job ended only reports that outcome again.
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ from rekindle_trainer.core.config import ConfigError, RuntimeEnv, TrainerConfig
 from rekindle_trainer.core.early_stopping import EarlyStoppingState
 from rekindle_trainer.core.position import Position
 from rekindle_trainer.reporting.reporter import Reporter
-from rekindle_trainer.training import data, strategy
+from rekindle_trainer.training import data, keras_mwms, strategy
+from rekindle_trainer.training.agreement import Agreement
 from rekindle_trainer.training.callback import Preempted, RekindleCallback
 from rekindle_trainer.training.checkpointing import Checkpointer, RunInfo
 from rekindle_trainer.training.setup import TrainingSetup
@@ -86,11 +88,13 @@ def run_attempt(
     Raises :class:`ConfigError` for data or settings that cannot work, and
     :class:`state.StateMismatch` when the newest checkpoint belongs to another model.
     """
+    chief = runtime.role.is_chief
     store = CheckpointStore(
         runtime.checkpoint_dir,
         keep=config.checkpoint.keep,
         epochs=config.epochs,
         on_corrupt=reporter.checkpoint_skipped,
+        read_only=not chief,  # a gang's other workers read the chief's checkpoints only
     )
     training_data = _build_data(setup, config)
     reporter.attempt_began(runtime.attempt, config.epochs)
@@ -119,6 +123,7 @@ def run_attempt(
         source.steps_per_epoch,
         replicas,
         lost_before=run.lost_total,
+        chief=chief,
     )
     callback = RekindleCallback(
         info,
@@ -128,6 +133,7 @@ def run_attempt(
         reporter,
         stop_requested,
         run.loaded,
+        Agreement(setup.model.distribute_strategy),
     )
     outcome = _train(setup, training_data, callback)
     if outcome is Outcome.PREEMPTED:
@@ -141,7 +147,12 @@ def run_attempt(
 def _build_data(setup: TrainingSetup, config: TrainerConfig) -> TrainingData:
     """The training and validation data; a monitor that needs absent validation data fails."""
     source = data.make_source(
-        setup.train, config.batch_size, config.seed, config.steps_per_epoch, setup.replayable
+        setup.train,
+        config.batch_size,
+        config.seed,
+        config.steps_per_epoch,
+        setup.replayable,
+        shard=data.Shard.of(setup.model.distribute_strategy),
     )
     validation = data.validation_arguments(setup.validation, config.batch_size)
     es = config.early_stopping
@@ -297,9 +308,12 @@ def _fit_segment(
     """One ``model.fit`` from the current epoch to ``last_epoch``, its first ``skip`` steps done."""
     model, first_epoch = setup.model, callback.position.epoch
     segment = training_data.source.segment(first_epoch, last_epoch, skip)
-    with strategy.uneven_first_batch(model):
+    x = segment.x
+    if getattr(training_data.source, "shard", None) is not None:  # a gang: each its own slices
+        x = model.distribute_strategy.distribute_datasets_from_function(lambda _: segment.x)
+    with strategy.uneven_first_batch(model), keras_mwms.installed(model.distribute_strategy):
         model.fit(
-            segment.x,
+            x,
             epochs=last_epoch,
             initial_epoch=first_epoch,
             steps_per_epoch=segment.steps_per_epoch,
@@ -318,14 +332,24 @@ def _finish(
         callback.set_model(model)
         callback.on_train_begin()
     position = run.position
-    if contract.checkpoint_name(position.epoch, position.step) not in store.names():
+    name = contract.checkpoint_name(position.epoch, position.step)
+    loaded = run.loaded.name if run.loaded is not None else None
+    # Decided from what this attempt saved, never from the folder, so that a gang's
+    # workers (whose saves are collective) decide alike while the chief's writer drains.
+    if name not in (loaded, callback.checkpointer.saved_name):
         final = callback.manifest("final", callback.last_logs or None)
         callback.checkpointer.save_final(model, final)
     config = callback.info.config
+    if callback.agreement is not None:
+        callback.agreement.barrier()  # the others read the best epoch once the chief wrote it
     if config.early_stopping.restore_best_weights:
         _restore_best_weights(model, store, run.early_stopping)
-    _export(model, store.root)
     message = _message(outcome, run, config, store)
+    if not callback.info.chief:  # a gang's other worker exports with the chief, into nothing
+        with tempfile.TemporaryDirectory(prefix="rekindle-worker-export-") as private:
+            _export(model, Path(private))
+        return message
+    _export(model, store.root)
     store.write_json(FINISHED_FILE, {"outcome": outcome.value, "message": message.to_json()})
     return message
 

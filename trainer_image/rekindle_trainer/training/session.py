@@ -27,7 +27,7 @@ import threading
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -70,6 +70,17 @@ class StopRequest:
             self._previous[signum] = signal.signal(signum, self._handle)
         self.prompt.start()
 
+    def reclaim(self) -> None:
+        """Take SIGTERM and SIGINT back after TensorFlow took them at the C level.
+
+        ``MultiWorkerMirroredStrategy`` starts TensorFlow's coordination service,
+        whose preemption notifier installs its own C handler for SIGTERM (measured
+        with TensorFlow 2.21): Python's handler, and with it the save before exit,
+        would never run again. Installing the Python handlers anew restores them.
+        """
+        for signum in self._previous:
+            signal.signal(signum, self._handle)
+
     def uninstall(self) -> None:
         """Give the signals back."""
         self.prompt.stop()
@@ -95,6 +106,7 @@ def configure_tensorflow(config: TrainerConfig, runtime: RuntimeEnv | None = Non
     Every visible GPU is a replica (``MirroredStrategy`` over several); without one,
     ``REKINDLE_CPU_REPLICAS`` may split the CPU into several (see ``strategy``). The
     devices are set up first: that is possible only before TensorFlow initialises them.
+    A gang's worker (``TF_CONFIG``) gets ``MultiWorkerMirroredStrategy``, created first.
     """
     import keras  # noqa: PLC0415 - TensorFlow loads only once the configuration is valid
     import tensorflow as tf  # noqa: PLC0415
@@ -102,7 +114,11 @@ def configure_tensorflow(config: TrainerConfig, runtime: RuntimeEnv | None = Non
     from rekindle_trainer.training import strategy  # noqa: PLC0415
 
     cpu_replicas = runtime.cpu_replicas if runtime is not None else 1
-    strategy.split_cpu(cpu_replicas)
+    workers = runtime.role.count if runtime is not None else 1
+    # A gang's collectives are configured before any other TensorFlow operation.
+    made = strategy.make_strategy(cpu_replicas, workers) if workers > 1 else None
+    if made is None:
+        strategy.split_cpu(cpu_replicas)
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -110,7 +126,7 @@ def configure_tensorflow(config: TrainerConfig, runtime: RuntimeEnv | None = Non
     keras.mixed_precision.set_global_policy(
         "mixed_float16" if config.mixed_precision else "float32"
     )
-    return strategy.make_strategy(cpu_replicas)
+    return made if made is not None else strategy.make_strategy(cpu_replicas)
 
 
 @dataclass
@@ -198,7 +214,7 @@ def session(
     try:
         yield current
     except Exception as exc:
-        current.message = _message_for_error(exc)
+        current.message = _message_for_error(exc, gang=current.runtime.role.count > 1)
     finally:
         if current.message is None:
             current.message = _failure(Outcome.FAILED, "the session ended without training")
@@ -233,6 +249,7 @@ def _open(
             current.server = MetricsServer(current.metrics, current.health, runtime.metrics_port)
         current.progress = ProgressLog(runtime.progress_file)
         current.strategy = configure_tensorflow(trainer_config, runtime)
+        stop.reclaim()
     except ConfigError:
         _close(current)
         raise
@@ -249,8 +266,12 @@ def _invalid_session(exc: ConfigError, termination: Path, stop: StopRequest) -> 
     return _Closed(failed)
 
 
-def _message_for_error(exc: Exception) -> TerminationMessage:
-    """``invalid`` for configuration, entrypoint and model-mismatch errors, else ``failed``."""
+def _message_for_error(exc: Exception, *, gang: bool = False) -> TerminationMessage:
+    """``invalid`` for configuration, entrypoint and model-mismatch errors, else ``failed``.
+
+    On a gang, a failed collective (a peer lost: TensorFlow's health check aborted it,
+    or the peer's connection broke) is ``failed`` with ``peer_lost``.
+    """
     from rekindle_trainer.checkpoint.state import StateMismatch  # noqa: PLC0415
 
     if isinstance(exc, ConfigError | EntrypointError):
@@ -258,7 +279,23 @@ def _message_for_error(exc: Exception) -> TerminationMessage:
     if isinstance(exc, StateMismatch):
         return _failure(Outcome.INVALID, f"checkpoint does not fit the model: {exc}")
     log.error("training failed:\n%s", traceback.format_exc())
-    return _failure(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+    message = _failure(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
+    if gang and _peer_lost(exc):
+        message = replace(message, peer_lost=True)
+    return message
+
+
+def _peer_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is how TensorFlow reports a collective that lost a peer."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    lost = (
+        tf.errors.UnavailableError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.AbortedError,
+        tf.errors.CancelledError,
+    )
+    return isinstance(exc, lost)
 
 
 def _close(current: Session) -> None:

@@ -1,6 +1,22 @@
 """Which devices an attempt trains on, and the distribution strategy over them.
 
-Every visible GPU is a replica (``MirroredStrategy`` when there are several);
+A worker of a gang (``TF_CONFIG`` names several workers, see
+:mod:`~rekindle_trainer.contract.gang`) trains under TensorFlow's
+``MultiWorkerMirroredStrategy``: every worker holds a copy of every variable
+and the gradients are all-reduced over gRPC (on every local GPU, or on the
+CPU). It is created before any other TensorFlow operation (TensorFlow
+configures its collectives once, when its runtime starts) and its constructor
+waits until every worker of the gang has started. A dead peer is noticed by
+TensorFlow's health check of the gang, tuned here from its defaults (a check
+every 30 s, 10 s per try, 3 tries: up to a minute and a half) to
+:data:`HEALTH_INTERVAL_S` / :data:`HEALTH_TIMEOUT_S` / :data:`HEALTH_TRIES`,
+so within seconds: the check aborts every pending collective, ``fit`` raises,
+and the attempt ends ``failed`` with ``peer_lost``. A per-collective timeout
+(``CommunicationOptions(timeout_seconds=...)``) is not used: TensorFlow starts
+a thread for every collective to enforce it, and it would also fire when one
+worker merely traces its step much later than the others.
+
+Otherwise every visible GPU is a replica (``MirroredStrategy`` when there are several);
 without a GPU the attempt trains on the CPU with the default strategy, unless
 ``REKINDLE_CPU_REPLICAS`` asks for several replicas: the CPU is then split into
 that many logical devices (before TensorFlow initialises its devices) and
@@ -18,12 +34,21 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from rekindle_trainer import contract
 from rekindle_trainer.core.config import ConfigError
 
 log = logging.getLogger(__name__)
+
+#: Seconds between two health checks of the gang's peers (TensorFlow's default: 30).
+HEALTH_INTERVAL_S: Final = 2
+#: Seconds one health check of a peer may take (TensorFlow's default: 10).
+HEALTH_TIMEOUT_S: Final = 2
+#: Failed checks in a row before a peer counts as lost (TensorFlow's default: 3).
+HEALTH_TRIES: Final = 2
+#: Seconds a worker waits for the whole gang to start (TensorFlow's default: forever).
+GANG_START_TIMEOUT_S: Final = 600
 
 
 @dataclass(frozen=True)
@@ -37,21 +62,44 @@ class Placement:
 
     devices: tuple[str, ...]
     note: str
+    #: Workers of the gang: more than one means ``MultiWorkerMirroredStrategy``.
+    workers: int = 1
 
     @property
     def replicas(self) -> int:
-        """How many replicas train in sync."""
-        return max(1, len(self.devices))
+        """How many replicas train in sync (over every worker)."""
+        return max(1, len(self.devices)) * self.workers
+
+    @property
+    def multi_worker(self) -> bool:
+        """Whether the attempt trains with ``MultiWorkerMirroredStrategy``."""
+        return self.workers > 1
 
 
-def choose(gpus: Sequence[str], cpus: Sequence[str], cpu_replicas: int) -> Placement:
-    """Where to train, given the visible logical GPUs and CPUs and the requested CPU replicas.
+def choose(
+    gpus: Sequence[str], cpus: Sequence[str], cpu_replicas: int, workers: int = 1
+) -> Placement:
+    """Where to train, given the visible GPUs and CPUs, the requested CPU replicas, the gang.
 
     Args:
-        gpus: logical GPU device names.
+        gpus: logical GPU device names (physical ones for a gang: see :func:`make_strategy`).
         cpus: logical CPU device names (several only after :func:`split_cpu`).
         cpu_replicas: ``REKINDLE_CPU_REPLICAS`` (1: the CPU is one device).
+        workers: the workers of the gang (``TF_CONFIG``; 1 without one).
     """
+    if workers > 1:
+        ignored = (
+            f"; {contract.ENV_CPU_REPLICAS}={cpu_replicas} ignored (a gang's worker "
+            "trains on its GPUs or on its CPU as one device)"
+            if cpu_replicas > 1
+            else ""
+        )
+        local = f"{len(gpus)} GPU(s) each" if gpus else "the CPU each"
+        return Placement(
+            tuple(gpus),
+            f"MultiWorkerMirroredStrategy over {workers} workers, {local}{ignored}",
+            workers,
+        )
     if gpus:
         ignored = (
             f"; {contract.ENV_CPU_REPLICAS}={cpu_replicas} ignored (GPUs take precedence)"
@@ -100,10 +148,18 @@ def split_cpu(replicas: int) -> None:
             ) from None
 
 
-def make_strategy(cpu_replicas: int) -> Any:
-    """The strategy for this process: see the module docstring."""
+def make_strategy(cpu_replicas: int, workers: int = 1) -> Any:
+    """The strategy for this process: see the module docstring.
+
+    For a gang it must run before any other TensorFlow operation of the process.
+    """
     import tensorflow as tf  # noqa: PLC0415
 
+    if workers > 1:
+        gpus = [d.name for d in tf.config.list_physical_devices("GPU")]  # starts no runtime
+        placement = choose(gpus, [], cpu_replicas, workers)
+        log.info("training on %s", placement.note)
+        return multi_worker_strategy()
     split_cpu(cpu_replicas)
     placement = choose(
         [d.name for d in tf.config.list_logical_devices("GPU")],
@@ -114,6 +170,21 @@ def make_strategy(cpu_replicas: int) -> Any:
     if not placement.devices:
         return tf.distribute.get_strategy()
     return tf.distribute.MirroredStrategy(list(placement.devices))
+
+
+def multi_worker_strategy() -> Any:
+    """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, its health check tuned (see above)."""
+    import tensorflow as tf  # noqa: PLC0415
+    from tensorflow.python.distribute import (  # noqa: PLC0415 - the knobs are not public
+        collective_all_reduce_strategy as collective,
+    )
+
+    extended = collective.CollectiveAllReduceExtended
+    extended._check_health_interval = HEALTH_INTERVAL_S
+    extended._check_health_timeout = HEALTH_TIMEOUT_S
+    extended._check_health_retry_limit = HEALTH_TRIES
+    extended._check_health_initial_timeout = GANG_START_TIMEOUT_S
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def replicas(model: Any) -> int:

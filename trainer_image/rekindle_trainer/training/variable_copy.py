@@ -51,3 +51,14 @@ def copy_into(values: Mapping[str, Sequence[Any]], buffers: HostBuffers) -> None
     for variables in values.values():
         for variable in variables:
             np.copyto(next(targets), read_view(variable), casting="no")
+
+
+def read_all(values: Mapping[str, Sequence[Any]]) -> None:
+    """Read every variable as :func:`copy_into` does, keeping nothing.
+
+    A gang's worker other than the chief takes part in a save this way: reading an
+    on-read-synchronized variable (a Keras metric's) all-reduces it over the gang.
+    """
+    for variables in values.values():
+        for variable in variables:
+            read_view(variable)
