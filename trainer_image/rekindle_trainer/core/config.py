@@ -60,6 +60,8 @@ class RuntimeEnv:
     job_namespace: str = ""
     job_uid: str = ""
     cpu_replicas: int = 1
+    #: ``REKINDLE_REPORT_TIMING=1``: the operator reads the termination message's ``timing``.
+    report_timing: bool = False
 
 
 def parse_config(doc: Any) -> TrainerConfig:
@@ -140,6 +142,7 @@ def parse_runtime_env(env: Mapping[str, str]) -> RuntimeEnv:
         job_namespace=env.get(contract.ENV_JOB_NAMESPACE, ""),
         job_uid=env.get(contract.ENV_JOB_UID, ""),
         cpu_replicas=_env_int(env, contract.ENV_CPU_REPLICAS, 1, 1, contract.MAX_CPU_REPLICAS),
+        report_timing=env.get(contract.ENV_REPORT_TIMING, "").strip() == "1",
     )
 
 
