@@ -33,6 +33,7 @@ def env_for(folder: Path, doc: dict[str, Any], attempt: int = 1, port: int = 0) 
         contract.ENV_METRICS_PORT: str(port),
         contract.ENV_TERMINATION_LOG: str(folder / f"termination-{attempt}.json"),
         contract.ENV_PROGRESS_FILE: str(folder / "progress.jsonl"),
+        contract.ENV_REPORT_TIMING: "1",
     }
 
 

@@ -33,6 +33,9 @@ Policies:
 * a pod create the API server refuses (:func:`decide_create_refused`): for
   good (admission policy, an invalid pod) → ``Failed``; for now (quota) →
   retried after a backoff, never counted as a failure of the training.
+* goodput (``status.goodput``, arithmetic in :mod:`rekindle_operator.core.goodput`):
+  the wall time is attributed when an attempt is created, when its pod leaves
+  the queue and when it ends, each second once.
 
 Calls are idempotent: an end already recorded in ``status.lastAttemptEnd``,
 or one of an older attempt, changes nothing.

@@ -64,6 +64,8 @@ def variables(
         contract.ENV_JOB_UID: job.uid,
         contract.ENV_METRICS_PORT: str(metrics_port),
         contract.ENV_TERMINATION_LOG: termination_log,
+        # This operator reads the termination message's timing (status.goodput).
+        contract.ENV_REPORT_TIMING: "1",
     }
     if progress_file is not None:
         values[contract.ENV_PROGRESS_FILE] = progress_file

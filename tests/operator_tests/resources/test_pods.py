@@ -162,6 +162,7 @@ def test_trainer_env_follows_the_contract() -> None:
     assert values[contract.ENV_JOB_UID] == UID
     assert values[contract.ENV_METRICS_PORT] == str(contract.DEFAULT_METRICS_PORT)
     assert values[contract.ENV_TERMINATION_LOG] == contract.DEFAULT_TERMINATION_LOG
+    assert values[contract.ENV_REPORT_TIMING] == "1"  # this operator reads timing (goodput)
     assert contract.ENV_PROGRESS_FILE not in values  # only `rekindle run` reads progress files
 
 

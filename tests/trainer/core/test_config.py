@@ -186,6 +186,11 @@ def test_runtime_environment() -> None:
     assert runtime.metrics_port == 0
     assert runtime.progress_file == Path("/tmp/p.jsonl")
     assert runtime.termination_log == Path(contract.DEFAULT_TERMINATION_LOG)
+    assert runtime.report_timing is False  # an operator before goodput: no timing
+    asked = parse_runtime_env(
+        {contract.ENV_CHECKPOINT_DIR: "/ckpt/job", contract.ENV_REPORT_TIMING: "1"}
+    )
+    assert asked.report_timing is True
 
 
 @pytest.mark.parametrize(

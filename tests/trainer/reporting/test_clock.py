@@ -45,10 +45,17 @@ def test_an_attempt_stopped_before_its_first_step_was_all_startup() -> None:
 
 def test_every_message_written_carries_the_timing_unless_it_has_its_own() -> None:
     now = FakeTime()
-    addenda = Addenda(clock=AttemptClock(now=now, started=now()))
+    addenda = Addenda(clock=AttemptClock(now=now, started=now()), report_timing=True)
     now.value += 2.0
     applied = addenda.apply(TerminationMessage(outcome=Outcome.FAILED, error="boom"))
     assert applied.timing == Timing(startup=2.0)
     own = Timing(training=5.0)
     kept = addenda.apply(TerminationMessage(outcome=Outcome.COMPLETED, timing=own))
     assert kept.timing == own
+
+
+def test_no_timing_unless_the_operator_asked_for_it() -> None:
+    """Operators before goodput reject a message with a field they do not know."""
+    applied = Addenda().apply(TerminationMessage(outcome=Outcome.COMPLETED))
+    assert applied.timing is None
+    assert "timing" not in applied.to_json()

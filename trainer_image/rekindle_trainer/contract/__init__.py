@@ -38,6 +38,10 @@ ENV_JOB_UID: Final = "REKINDLE_JOB_UID"
 ENV_METRICS_PORT: Final = "REKINDLE_METRICS_PORT"
 #: Where the termination message goes (Kubernetes reads /dev/termination-log).
 ENV_TERMINATION_LOG: Final = "REKINDLE_TERMINATION_LOG"
+#: Set to ``1`` by operators that read the termination message's ``timing`` (goodput):
+#: without it the trainer leaves ``timing`` out, because operators before it reject a
+#: message with a field they do not know.
+ENV_REPORT_TIMING: Final = "REKINDLE_REPORT_TIMING"
 #: Optional: a file the trainer appends progress events to, one JSON per line
 #: (used by `rekindle run` for its live view; see :class:`ProgressEvent`).
 ENV_PROGRESS_FILE: Final = "REKINDLE_PROGRESS_FILE"

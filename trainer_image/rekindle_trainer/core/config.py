@@ -62,6 +62,8 @@ class RuntimeEnv:
     cpu_replicas: int = 1
     #: This process's place in its gang (``TF_CONFIG``); one worker without it.
     role: gang.WorkerRole = gang.SOLO
+    #: ``REKINDLE_REPORT_TIMING=1``: the operator reads the termination message's ``timing``.
+    report_timing: bool = False
 
 
 def parse_config(doc: Any) -> TrainerConfig:
@@ -143,6 +145,7 @@ def parse_runtime_env(env: Mapping[str, str]) -> RuntimeEnv:
         job_uid=env.get(contract.ENV_JOB_UID, ""),
         cpu_replicas=_env_int(env, contract.ENV_CPU_REPLICAS, 1, 1, contract.MAX_CPU_REPLICAS),
         role=_role(env),
+        report_timing=env.get(contract.ENV_REPORT_TIMING, "").strip() == "1",
     )
 
 

@@ -29,6 +29,9 @@ class Addenda:
     start: tuple[int, int, str | None] | None = None
     #: Where the attempt's time went (the message's ``timing``, for goodput).
     clock: AttemptClock = field(default_factory=AttemptClock)
+    #: Whether the operator asked for ``timing`` (``REKINDLE_REPORT_TIMING``): operators
+    #: before it reject a message with a field they do not know.
+    report_timing: bool = False
 
     def before_first_step(self) -> TerminationMessage | None:
         """The message of an attempt stopped before its first step (``None``: start not known).
@@ -45,8 +48,11 @@ class Addenda:
         return self.apply(stopped)
 
     def apply(self, message: TerminationMessage) -> TerminationMessage:
-        """``message`` with the notes (unless it has one), the larger lost-step total and timing."""
+        """``message`` with the notes (unless it has one), the larger lost-step total and timing.
+
+        Timing only when the operator asked for it (:attr:`report_timing`).
+        """
         note = message.note or ("; ".join(self.notes) if self.notes else None)
-        timing = message.timing or self.clock.timing()
+        timing = message.timing or (self.clock.timing() if self.report_timing else None)
         lost = max(message.lost_steps, self.lost_steps)
         return replace(message, note=note, lost_steps=lost, timing=timing)

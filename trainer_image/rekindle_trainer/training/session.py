@@ -244,6 +244,7 @@ def _open(
         )
     runtime = config.parse_runtime_env(source)
     current = Session(trainer_config, runtime, stop=stop)
+    current.addenda.report_timing = runtime.report_timing
     try:
         if runtime.metrics_port:
             current.server = MetricsServer(current.metrics, current.health, runtime.metrics_port)
