@@ -200,6 +200,7 @@ def test_sigterm_to_one_worker_saves_the_same_step_on_the_whole_gang(
     assert all(m.outcome is Outcome.PREEMPTED for m in stopped)
     assert stopped[0].step == stopped[1].step
     assert stopped[0].checkpoint == contract.checkpoint_name(stopped[0].epoch, stopped[0].step)
+    assert stopped[1].checkpoint == stopped[0].checkpoint
     second = _run(tmp_path, DOC, attempt=2)
     assert second.message(0).lost_steps == 0
     _same_end(second.message(0), ref.message(0))
