@@ -119,21 +119,47 @@ def _only_the_chiefs_files(folder: Path) -> None:
         assert entry in CHIEF_FILES or entry.startswith(contract.CHECKPOINT_PREFIX), entry
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Gang]:
+    """The uninterrupted gang both fault tests compare with (one run for the module)."""
+    folder = tmp_path_factory.mktemp("reference")
+    gang = _run(folder, DOC)
+    chief = gang.message(0)
+    assert chief.outcome is Outcome.EARLY_STOPPED, gang.log(0)[-2000:]
+    return folder, gang
+
+
+def _same_end(resumed: TerminationMessage, chief: TerminationMessage) -> None:
+    """The same early stop, best epoch, best value and last step as the reference."""
+    assert (resumed.early_stop_epoch, resumed.best_epoch, resumed.best_metric, resumed.step) == (
+        chief.early_stop_epoch,
+        chief.best_epoch,
+        chief.best_metric,
+        chief.step,
+    )
+
+
 @pytest.mark.slow
-def test_a_gang_killed_mid_epoch_resumes_bitwise_identical(tmp_path: Path) -> None:
-    reference = _run(tmp_path / "ref", DOC)
-    chief = reference.message(0)
-    assert chief.outcome is Outcome.EARLY_STOPPED, reference.log(0)[-2000:]
+def test_every_worker_stops_early_at_the_same_epoch(reference: tuple[Path, Gang]) -> None:
+    folder, gang = reference
+    chief, other = gang.message(0), gang.message(1)
     # Epoch logs are all-reduced: every worker decides the same early stop.
-    other = reference.message(1)
+    assert other.outcome is Outcome.EARLY_STOPPED
     assert (other.early_stop_epoch, other.best_epoch, other.best_metric) == (
         chief.early_stop_epoch,
         chief.best_epoch,
         chief.best_metric,
     )
-    assert "MultiWorkerMirroredStrategy over 2 workers" in reference.log(1)
-    _only_the_chiefs_files(tmp_path / "ref")
+    assert "MultiWorkerMirroredStrategy over 2 workers" in gang.log(1)
+    _only_the_chiefs_files(folder)
 
+
+@pytest.mark.slow
+def test_a_gang_killed_mid_epoch_resumes_bitwise_identical(
+    tmp_path: Path, reference: tuple[Path, Gang]
+) -> None:
+    ref_folder, ref = reference
+    chief = ref.message(0)
     folder = tmp_path / "faulty"
     first = Gang(folder, DOC, attempt=1)
     helpers.wait_for(lambda: _saved_at(first, 30), 240, "a checkpoint inside epoch 2", poll=0.05)
@@ -153,24 +179,17 @@ def test_a_gang_killed_mid_epoch_resumes_bitwise_identical(tmp_path: Path) -> No
     assert [e for e in second.progress(1) if e.kind is ProgressKind.RESTORED][-1].data == (
         restored[-1].data
     ), "the workers restored different checkpoints"
-    resumed = second.message(0)
-    assert (resumed.early_stop_epoch, resumed.best_epoch, resumed.best_metric, resumed.step) == (
-        chief.early_stop_epoch,
-        chief.best_epoch,
-        chief.best_metric,
-        chief.step,
-    )
-    helpers.assert_same_arrays(helpers.final_model(folder), helpers.final_model(tmp_path / "ref"))
+    _same_end(second.message(0), chief)
+    helpers.assert_same_arrays(helpers.final_model(folder), helpers.final_model(ref_folder))
     _only_the_chiefs_files(folder)
 
 
 @pytest.mark.slow
-def test_sigterm_to_one_worker_saves_the_same_step_on_the_whole_gang(tmp_path: Path) -> None:
-    doc = {**DOC, "epochs": 3, "checkpoint": {"everyEpochs": 1, "keep": 50}}
-    doc["earlyStopping"] = {"enabled": False}
-    reference = _run(tmp_path / "ref", doc)
-    folder = tmp_path / "faulty"
-    first = Gang(folder, doc, attempt=1)
+def test_sigterm_to_one_worker_saves_the_same_step_on_the_whole_gang(
+    tmp_path: Path, reference: tuple[Path, Gang]
+) -> None:
+    ref_folder, ref = reference
+    first = Gang(tmp_path, DOC, attempt=1)
     helpers.wait_for(
         lambda: any(e.kind is ProgressKind.EPOCH_END for e in first.progress(1)), 240, "epoch 1"
     )
@@ -181,8 +200,9 @@ def test_sigterm_to_one_worker_saves_the_same_step_on_the_whole_gang(tmp_path: P
     assert all(m.outcome is Outcome.PREEMPTED for m in stopped)
     assert stopped[0].step == stopped[1].step
     assert stopped[0].checkpoint == contract.checkpoint_name(stopped[0].epoch, stopped[0].step)
-    second = _run(folder, doc, attempt=2)
+    assert stopped[1].checkpoint == stopped[0].checkpoint
+    second = _run(tmp_path, DOC, attempt=2)
     assert second.message(0).lost_steps == 0
-    assert second.message(0).step == reference.message(0).step
-    helpers.assert_same_arrays(helpers.final_model(folder), helpers.final_model(tmp_path / "ref"))
-    _only_the_chiefs_files(folder)
+    _same_end(second.message(0), ref.message(0))
+    helpers.assert_same_arrays(helpers.final_model(tmp_path), helpers.final_model(ref_folder))
+    _only_the_chiefs_files(tmp_path)

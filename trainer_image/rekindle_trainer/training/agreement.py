@@ -30,6 +30,7 @@ class Agreement:
 
         self.strategy = strategy
         self.gang = bool(trainer._collective_all_reduce_multi_worker(strategy))
+        self._sum: Any = None
 
     def agree(self, flags: Sequence[bool]) -> tuple[bool, ...]:
         """Each flag, raised if any worker raised it."""
@@ -37,13 +38,17 @@ class Agreement:
             return tuple(bool(f) for f in flags)
         import tensorflow as tf  # noqa: PLC0415
 
-        ints = [int(bool(f)) for f in flags]
-        # Each local replica holds this worker's flags; the sum runs over the gang.
-        values = self.strategy.experimental_distribute_values_from_function(
-            lambda _: tf.constant(ints, tf.int32)
-        )
-        local = self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)
+        if self._sum is None:
+            self._sum = tf.function(self._gang_sum)  # traced: a third of the eager cost
+        local = self._sum(tf.constant([int(bool(f)) for f in flags], tf.int32))
         return tuple(bool(v > 0) for v in local.numpy())
+
+    def _gang_sum(self, flags: Any) -> Any:
+        """The sum of every worker's ``flags`` (each local replica holds this worker's)."""
+        import tensorflow as tf  # noqa: PLC0415
+
+        values = self.strategy.experimental_distribute_values_from_function(lambda _: flags)
+        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, values, axis=None)
 
     def barrier(self) -> None:
         """Return once every worker of the gang is here (at once for one worker)."""

@@ -137,7 +137,7 @@ def run_attempt(
     )
     outcome = _train(setup, training_data, callback)
     if outcome is Outcome.PREEMPTED:
-        message = _message(outcome, run, config, store)
+        message = _message(outcome, run, config, store, callback.checkpointer)
     else:
         message = _finish(setup.model, callback, run, store, outcome)
     reporter.finished(outcome)
@@ -344,7 +344,7 @@ def _finish(
         callback.agreement.barrier()  # the others read the best epoch once the chief wrote it
     if config.early_stopping.restore_best_weights:
         _restore_best_weights(model, store, run.early_stopping)
-    message = _message(outcome, run, config, store)
+    message = _message(outcome, run, config, store, callback.checkpointer)
     if not callback.info.chief:  # a gang's other worker exports with the chief, into nothing
         with tempfile.TemporaryDirectory(prefix="rekindle-worker-export-") as private:
             _export(model, Path(private))
@@ -381,11 +381,19 @@ def _export(model: Any, root: Path) -> None:
 
 
 def _message(
-    outcome: Outcome, run: RunState, config: TrainerConfig, store: CheckpointStore
+    outcome: Outcome,
+    run: RunState,
+    config: TrainerConfig,
+    store: CheckpointStore,
+    checkpointer: Checkpointer,
 ) -> TerminationMessage:
     """The termination message for ``outcome``, the run where it stands."""
     es = run.early_stopping
     names = [n for n in store.names() if n not in store.corrupt]
+    newest = names[-1] if names else None
+    saved = checkpointer.saved_name
+    if not checkpointer.info.chief and saved is not None and (newest is None or saved > newest):
+        newest = saved  # the gang's save this worker took part in; the chief may still write it
     return TerminationMessage(
         outcome=outcome,
         epoch=run.position.epoch,
@@ -394,7 +402,7 @@ def _message(
         monitor=config.early_stopping.monitor,
         best_epoch=_one_based(es.best_epoch),
         early_stop_epoch=_one_based(es.stopped_epoch) if config.early_stopping.enabled else None,
-        checkpoint=names[-1] if names else None,
+        checkpoint=newest,
         replayable=run.replayable,
         lost_steps=run.lost_total,
     )
