@@ -94,7 +94,18 @@ def test_a_no_fault_succeeds_early_stopped(reference: Finished) -> None:
     status = reference.status
     # kubectl get tj -o wide
     row = reference.row
-    assert list(row) == ["NAME", "PHASE", "EPOCH", "BEST", "RESTARTS", "WORKERS", "REASON", "AGE"]
+    assert list(row) == [
+        "NAME",
+        "PHASE",
+        "EPOCH",
+        "BEST",
+        "RESTARTS",
+        "WORKERS",
+        "FAILURES-LEFT",
+        "REASON",
+        "AGE",
+    ]
+    assert row["FAILURES-LEFT"] == str(status["restartBudget"]["failuresLeft"])
     assert (row["NAME"], row["PHASE"], row["REASON"], row["RESTARTS"]) == (
         "digits",
         "Succeeded",

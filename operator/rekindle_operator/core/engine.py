@@ -909,7 +909,7 @@ def _account(
         current = goodput.attempt_ended(current, times)
     elif queued_since is not None and not _is_queued(after) and after.attempt == before.attempt:
         current = goodput.queue_left(current, queued_since=queued_since, now=now)
-    if started:
+    if started or _finished_between_attempts(before, after):
         current = goodput.gap(current, now, _gap_cause(before))
     if decision.action is Action.SUCCEED and decision.cause is Cause.EARLY_STOPPED:
         stop = after.early_stop_epoch
@@ -919,6 +919,15 @@ def _account(
                 current, epochs_trained=stop, epochs_left=left, gpus=gpus
             )
     return after.but(goodput=current)
+
+
+def _finished_between_attempts(before: Status, after: Status) -> bool:
+    """Whether the job finished now with no attempt running (a deadline during backoff).
+
+    The time since the last attempt ended belongs to the gap before the next one,
+    which will never come: it is folded now, so the account reaches the completion.
+    """
+    return after.finished and not before.finished and not after.attempt_live
 
 
 def _ended_now(before: Status, after: Status, end: AttemptEnd) -> bool:
