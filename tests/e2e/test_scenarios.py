@@ -169,10 +169,17 @@ def test_b_preemptions_and_a_crash_end_as_the_uninterrupted_run(
     with PodRecorder(e2e, name) as recorder:
         e2e.apply(manifests.digits(name, e2e.trainer_image))
         faults = [(2, e2e.preempt), (5, e2e.preempt), (8, e2e.crash)]
+        reached = 0  # the newest epoch on the volume when the last fault landed
         for attempt, (epoch, inject) in enumerate(faults, start=1):
             pod = f"{name}-{attempt}"
             e2e.wait_pod_running(pod, timeout=RUN_TIMEOUT)
-            e2e.wait_checkpoint(claim, name, epoch=epoch, timeout=RUN_TIMEOUT)
+            # A checkpoint this attempt wrote: under load the last one may have run
+            # past ``epoch`` before its fault, and a fault before this attempt's first
+            # step would end it by another path (nothing to save, no message).
+            report = e2e.wait_checkpoint(
+                claim, name, epoch=max(epoch, reached + 1), timeout=RUN_TIMEOUT
+            )
+            reached = max(c.get("epoch") or 0 for c in report["checkpoints"])
             inject(pod)
         done = finish(e2e, name, recorder, started)
         max_live = recorder.max_live
