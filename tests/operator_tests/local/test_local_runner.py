@@ -242,6 +242,23 @@ def _rekindle(*args: str, cwd: Path) -> subprocess.Popen[str]:
     )
 
 
+def _crash_then_ctrl_c_in_the_backoff(manifest: Path, workdir: Path, cwd: Path) -> dict[str, Any]:
+    """Run ``manifest`` with a crash in epoch 1, Ctrl-C it once it waits to restart; its status."""
+    first = _rekindle(
+        str(manifest), "--workdir", str(workdir), "--metrics-port", "0",
+        "--inject", "crash@epoch=1", cwd=cwd,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not (workdir / "job.json").exists() or _status(workdir).get("phase") != "Restarting":
+        assert time.monotonic() < deadline, "never reached the backoff"
+        assert first.poll() is None, first.communicate()[0]
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)
+    out, _ = first.communicate(timeout=30)
+    assert first.returncode == 130, out
+    return _status(workdir)
+
+
 def _wait_for_epoch(workdir: Path, epoch: int, process: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -342,19 +359,7 @@ def test_ctrl_c_during_a_backoff_keeps_the_wait_for_the_next_run(tmp_path: Path)
         tmp_path, restartPolicy={"maxRestarts": 2, "backoff": {"initialSeconds": 3}}
     )
     workdir = tmp_path / "wd"
-    first = _rekindle(
-        str(manifest), "--workdir", str(workdir), "--metrics-port", "0",
-        "--inject", "crash@epoch=1", cwd=tmp_path,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (workdir / "job.json").exists() or _status(workdir).get("phase") != "Restarting":
-        assert time.monotonic() < deadline, "never reached the backoff"
-        assert first.poll() is None, first.communicate()[0]
-        time.sleep(0.05)
-    first.send_signal(signal.SIGINT)
-    out, _ = first.communicate(timeout=30)
-    assert first.returncode == 130, out
-    status = _status(workdir)
+    status = _crash_then_ctrl_c_in_the_backoff(manifest, workdir, tmp_path)
     assert status["phase"] == "Restarting"
     assert status["nextAttemptTime"] is not None
     assert status["restarts"]["byCause"] == {"Crashed": 1}
@@ -389,19 +394,7 @@ def test_the_failure_budget_survives_a_second_run(
     policy = {"maxRestarts": 1, "resetAfterProgressEpochs": 3, "backoff": {"initialSeconds": 3}}
     manifest = _manifest(tmp_path, restartPolicy=policy)
     workdir = tmp_path / "wd"
-    first = _rekindle(
-        str(manifest), "--workdir", str(workdir), "--metrics-port", "0",
-        "--inject", "crash@epoch=1", cwd=tmp_path,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (workdir / "job.json").exists() or _status(workdir).get("phase") != "Restarting":
-        assert time.monotonic() < deadline, "never reached the backoff"
-        assert first.poll() is None, first.communicate()[0]
-        time.sleep(0.05)
-    first.send_signal(signal.SIGINT)
-    out, _ = first.communicate(timeout=30)
-    assert first.returncode == 130, out
-    status = _status(workdir)
+    status = _crash_then_ctrl_c_in_the_backoff(manifest, workdir, tmp_path)
     crashed_at = status["currentEpoch"]
     budget = {k: v for k, v in status["restartBudget"].items() if v is not None}
     assert budget == {
