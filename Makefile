@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator gpu-check e2e-kind e2e-cluster emulated-cluster clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -53,6 +53,12 @@ bench-trainer: dev
 
 bench-operator: dev
 	$(BIN)/python -m bench.operator
+
+## soak: 20 jobs, 100 random faults on the emulated cluster (SEED=n replays one); not in CI.
+## Prints the seed and a row per job, writes bench/results/soak.json (docs/benchmarks.md)
+SOAK_ARGS ?= $(if $(SEED),--seed $(SEED))
+soak: dev
+	$(BIN)/python -m tests.soak --jobs 20 --faults 100 $(SOAK_ARGS)
 
 ## gpu-check: MirroredStrategy and mixed precision over every GPU, killed and resumed
 ## (2 logical CPUs without a GPU). GPU_PYTHON: an interpreter with TensorFlow's GPU build.
