@@ -61,6 +61,26 @@ def node_down(node: Mapping[str, Any] | None, name: str) -> str | None:
     return None
 
 
+def may_be_stranded(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod's node is worth reading: bound, not finished, and not ready or deleting."""
+    meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return False
+    if meta.get("deletionTimestamp"):
+        return True
+    ready = [c for c in status.get("conditions") or [] if c.get("type") == "Ready"]
+    return not ready or ready[0].get("status") != "True"
+
+
+def creating(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod is on its node with its containers not started (volumes attach then)."""
+    spec, status = pod.get("spec") or {}, pod.get("status") or {}
+    if not spec.get("nodeName") or status.get("phase", "Pending") != "Pending":
+        return False
+    states = [c.get("state") or {} for c in status.get("containerStatuses") or []]
+    return not any("running" in s or "terminated" in s for s in states)
+
+
 @dataclass(frozen=True)
 class AttachState:
     """What the attach events about a pod say (see :func:`attach_state`)."""
