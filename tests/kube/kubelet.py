@@ -563,7 +563,7 @@ class ProcessKubelet:
         await self.call("POST", self.pod_path(namespace, name) + "/binding", body)
 
     async def exclusive_volume(self, namespace: str, claim: str) -> str | None:
-        """The volume's name if claim ``claim`` is ReadWriteOnce (attached to one node at a time)."""
+        """The volume name of claim ``claim`` if it is ReadWriteOnce (one node at a time)."""
         found = await self.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
         if found is None:
             return None
