@@ -76,6 +76,7 @@ def job(name: str) -> dict[str, Any]:
     return manifest
 
 
+@pytest.mark.slow
 def test_a_dead_nodes_pod_is_replaced_at_once_and_its_volume_wait_is_shown_not_failed(
     cluster: Cluster,
 ) -> None:
