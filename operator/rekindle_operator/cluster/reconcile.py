@@ -55,6 +55,9 @@ from rekindle_trainer.contract.documents import DocumentError
 
 #: How long a pod that the API no longer has is waited for in the watch (its last state).
 MISSING_GRACE_SECONDS = 2.0
+#: While a pod's containers are being made on its node: seconds between looks at its
+#: volume-attach Events (a Multi-Attach error is an Event; the pod itself does not change).
+ATTACH_RECHECK_SECONDS = 10.0
 #: Why the operator stopped a pod, written in its stop annotation (see :mod:`classify`).
 STOP_REASONS = {engine.Action.STOP: "Suspended", engine.Action.FAIL: "JobFailed"}
 
@@ -101,6 +104,11 @@ async def reconcile(
     if seen.missing:
         decision = dataclasses.replace(
             decision, requeue_after=_sooner(decision.requeue_after, MISSING_GRACE_SECONDS)
+        )
+    if any(p is not None and nodes.creating(p) for p in seen.pods):
+        # An attach failure changes no pod, only Events: look again while containers are made.
+        decision = dataclasses.replace(
+            decision, requeue_after=_sooner(decision.requeue_after, ATTACH_RECHECK_SECONDS)
         )
     overdue = _overdue_in(seen, now)
     if overdue is not None:  # a pod being deleted: look again once its node should have ended it
