@@ -12,7 +12,8 @@ then SIGKILL after its grace period; then the kubelet removes the pod object
 (``hostname`` and ``subdomain``) reach each other through :attr:`dns` (test-only
 cluster DNS: their ports and ``TF_CONFIG`` addresses map to loopback). Faults are
 injected from tests with :meth:`kill`, :meth:`oom_kill`, :meth:`evict`,
-:meth:`lose_node`, and :attr:`unpullable`.
+:meth:`lose_node`, :meth:`fail_node` (a whole node, its ReadWriteOnce claims held), and
+:attr:`unpullable`.
 
 Every method that tests call is synchronous and thread-safe: the kubelet lives
 on the emulated cluster's event loop and the calls are passed to it.
