@@ -11,7 +11,7 @@
   a suite overrides this fixture to add environment or change timings.
 * ``kubelet``: a :class:`~tests.kube.kubelet.ProcessKubelet` running the pods
   of ``kube_api`` under ``tmp_path/node`` (faults: ``kill``, ``oom_kill``,
-  ``evict``, ``lose_node``; ``unpullable``; ``volume_path``).
+  ``evict``, ``lose_node``, ``fail_node``; ``unpullable``; ``volume_path``).
 * ``kubectl``: the real ``kubectl`` (:class:`~tests.support.kubectl.Kubectl`) with a
   kubeconfig for ``kube_api`` (skipped without kubectl locally, failed under ``CI=true``).
 * ``kopf_runner``: a function ``(args, env=None) -> KopfProcess`` that starts

@@ -12,7 +12,8 @@ then SIGKILL after its grace period; then the kubelet removes the pod object
 (``hostname`` and ``subdomain``) reach each other through :attr:`dns` (test-only
 cluster DNS: their ports and ``TF_CONFIG`` addresses map to loopback). Faults are
 injected from tests with :meth:`kill`, :meth:`oom_kill`, :meth:`evict`,
-:meth:`lose_node`, and :attr:`unpullable`.
+:meth:`lose_node`, :meth:`fail_node` (a whole node, its ReadWriteOnce claims held), and
+:attr:`unpullable`.
 
 Every method that tests call is synchronous and thread-safe: the kubelet lives
 on the emulated cluster's event loop and the calls are passed to it.
@@ -47,6 +48,15 @@ logger = logging.getLogger(__name__)
 MESSAGE_LIMIT = 4096
 #: What FallbackToLogsOnError takes from the log: the last lines, at most this many bytes.
 LOG_FALLBACK_LINES, LOG_FALLBACK_BYTES = 80, 2048
+#: The attach/detach controller's events and its Multi-Attach message (Kubernetes' words).
+FAILED_ATTACH, SUCCESSFUL_ATTACH = "FailedAttachVolume", "SuccessfulAttachVolume"
+MULTI_ATTACH = (
+    'Multi-Attach error for volume "{volume}" Volume is already exclusively attached to one '
+    "node and can't be attached to another"
+)
+#: The taint an administrator applies to a dead node: its pods go, its volumes detach.
+OUT_OF_SERVICE = "node.kubernetes.io/out-of-service"
+MERGE_PATCH = "application/merge-patch+json"
 
 
 def _now() -> datetime.datetime:
@@ -185,6 +195,9 @@ class _PodWorker:
             await self.until(lambda: self.gone or self.deleting)
             await self.finalize()
             return
+        if not await self.attach_claims():
+            await self.finalize()
+            return
         try:
             plan = await self.prepare()
         except podspec.ContainerConfigError as exc:
@@ -231,6 +244,38 @@ class _PodWorker:
             )
             if await self.until(lambda: self.gone or self.deleting, timeout=0.2):
                 return False
+
+    async def attach_claims(self) -> bool:
+        """As the attach/detach controller: wait while a lost node holds a ReadWriteOnce claim.
+
+        The pod stays ``ContainerCreating`` with one ``FailedAttachVolume`` event
+        ("Multi-Attach error") until the claim is detached from the lost node
+        (its out-of-service taint, or :attr:`ProcessKubelet.force_detach_after`);
+        then ``SuccessfulAttachVolume``. False: the pod went meanwhile.
+        """
+        try:
+            claims = [s.ref for s in podspec.volume_sources(self.pod).values() if s.kind == "claim"]
+        except podspec.ContainerConfigError:
+            return True  # reported by prepare()
+        node = str(self.pod["spec"]["nodeName"])
+        for claim in claims:
+            volume = await self.kubelet.exclusive_volume(self.namespace, claim)
+            if volume is None:
+                continue  # ReadWriteMany (or no such claim): nothing to attach exclusively
+            key = (self.namespace, claim)
+            warned = False
+            while self.kubelet.attachments.get(key, node) != node:
+                if not warned:
+                    message = MULTI_ATTACH.format(volume=volume)
+                    await self.kubelet.post_event(self.pod, "Warning", FAILED_ATTACH, message)
+                    warned = True
+                stop = lambda: self.gone or self.deleting  # noqa: E731
+                if await self.until(stop, timeout=self.kubelet.detach_poll):
+                    return False
+            self.kubelet.attachments[key] = node
+            said = f'AttachVolume.Attach succeeded for volume "{volume}"'
+            await self.kubelet.post_event(self.pod, "Normal", SUCCESSFUL_ATTACH, said)
+        return True
 
     async def prepare(self) -> podspec.LaunchPlan:
         """Provision volumes and resolve ConfigMap and Secret references."""
@@ -380,6 +425,7 @@ class ProcessKubelet:
         restart_backoff: float = 0.2,
         node_lost_after: float = 0.3,
         node_labels: Mapping[str, str] | None = None,
+        force_detach_after: float | None = None,
     ) -> None:
         """Create a kubelet for the API at ``api_url`` keeping its files under ``root``.
 
@@ -389,7 +435,11 @@ class ProcessKubelet:
             node_name: the Node object it registers and binds pods to.
             env: extra environment of every container (e.g. ``PYTHONPATH``), under the pod's.
             restart_backoff: seconds between restarts of an ``Always``/``OnFailure`` container.
-            node_lost_after: seconds a lost node's pod stays ``Unknown`` before it is deleted.
+            node_lost_after: seconds a lost node's pod stays not ready before the taint
+                manager deletes it (gracefully: it stays Terminating; Kubernetes: 300).
+            force_detach_after: seconds after :meth:`fail_node` until the attach/detach
+                controller detaches the dead node's ReadWriteOnce volumes by itself
+                (Kubernetes: about 360); None: never, only the out-of-service taint does.
             node_labels: labels of the node, matched against pods' ``nodeSelector``
                 (besides ``kubernetes.io/hostname``, ``kubernetes.io/os`` and ``…/arch``).
         """
@@ -399,6 +449,13 @@ class ProcessKubelet:
         self.extra_env = dict(env or {})
         self.restart_backoff = restart_backoff
         self.node_lost_after = node_lost_after
+        self.force_detach_after = force_detach_after
+        #: Seconds between looks at a dead node (for its out-of-service taint).
+        self.detach_poll = 0.1
+        #: ReadWriteOnce claims and the node each is attached to, by (namespace, claim).
+        self.attachments: dict[tuple[str, str], str] = {}
+        #: Nodes that :meth:`fail_node` killed, in order.
+        self.lost_nodes: list[str] = []
         self.node_labels = {
             "kubernetes.io/hostname": node_name,
             "kubernetes.io/os": "linux",
@@ -425,20 +482,7 @@ class ProcessKubelet:
         """Register the node and start watching pods."""
         self._loop = asyncio.get_running_loop()
         self._session = aiohttp.ClientSession()
-        await self.call(
-            "POST",
-            "/api/v1/nodes",
-            {
-                "metadata": {
-                    "name": self.node_name,
-                    "labels": {"kubernetes.io/hostname": self.node_name},
-                },
-                "status": {
-                    "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]
-                },
-            },
-            ok=(409,),
-        )
+        await self.register_node(self.node_name)
         listed = asyncio.get_running_loop().create_future()
         self._watcher = asyncio.create_task(self._watch(listed))
         await listed
@@ -466,6 +510,16 @@ class ProcessKubelet:
             task.cancel()
         if self._session is not None:
             await self._session.close()
+
+    async def register_node(self, name: str) -> None:
+        """Create the Node object, ``Ready`` (its status through ``nodes/status``)."""
+        body = {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}
+        await self.call("POST", "/api/v1/nodes", body, ok=(409,))
+        ready = {"type": "Ready", "status": "True", "reason": "KubeletReady"}
+        status = {"status": {"conditions": [ready]}}
+        await self.call(
+            "PATCH", f"/api/v1/nodes/{name}/status", status, content_type=MERGE_PATCH, ok=(404,)
+        )
 
     # --- the API, as a client -----------------------------------------------------------
 
@@ -508,6 +562,42 @@ class ProcessKubelet:
             "target": {"apiVersion": "v1", "kind": "Node", "name": self.node_name},
         }
         await self.call("POST", self.pod_path(namespace, name) + "/binding", body)
+
+    async def exclusive_volume(self, namespace: str, claim: str) -> str | None:
+        """The volume name of claim ``claim`` if it is ReadWriteOnce (one node at a time)."""
+        found = await self.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
+        if found is None:
+            return None
+        modes = (found.get("spec") or {}).get("accessModes") or ["ReadWriteOnce"]
+        if not {"ReadWriteOnce", "ReadWriteOncePod"} & set(modes):
+            return None
+        volume = (found.get("spec") or {}).get("volumeName")
+        return str(volume or f"pvc-{found['metadata'].get('uid', claim)}")
+
+    async def post_event(
+        self, pod: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        """A core Event about ``pod``, as a controller of the cluster posts it."""
+        meta = pod["metadata"]
+        stamp = podstatus.rfc3339(_now())
+        body = {
+            "metadata": {"generateName": f"{meta['name']}."},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "namespace": meta["namespace"],
+                "name": meta["name"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "source": {"component": "attachdetach-controller"},
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        await self.call("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body)
 
     async def claim_bound(self, namespace: str, claim: str) -> bool:
         found = await self.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
@@ -747,11 +837,14 @@ class ProcessKubelet:
         self._sync(self.call("POST", path, body, ok=()))
 
     def lose_node(self, namespace: str, name: str) -> None:
-        """The pod's node vanishes: its process dies unreported, the pod goes Unknown, then away.
+        """As if the pod were alone on a node that died: its process dies unreported.
 
-        The node controller marks the pod ``Ready=Unknown`` and phase ``Unknown``;
-        after :attr:`node_lost_after` seconds the taint manager adds
-        ``DisruptionTarget`` (DeletionByTaintManager) and force-deletes it.
+        As Kubernetes does it: the node controller marks the pod not ready
+        (phase unchanged); after :attr:`node_lost_after` seconds the taint
+        manager adds ``DisruptionTarget`` (DeletionByTaintManager) and deletes
+        it gracefully, and the pod stays ``Terminating``: no kubelet will end it.
+        The Node object is left as it is (other pods run on it); :meth:`fail_node`
+        loses a whole node.
         """
 
         async def lose() -> None:
@@ -759,19 +852,63 @@ class ProcessKubelet:
             worker.lost = True
             with contextlib.suppress(KubeletError):
                 worker.signal(signal.SIGKILL)
-            task = asyncio.create_task(self._forget_lost(worker))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._strand(worker))
 
         self._sync(lose())
 
-    async def _forget_lost(self, worker: _PodWorker) -> None:
+    def fail_node(self) -> str:
+        """The node dies; returns its name. New pods go to a fresh node (``<name>-2``…).
+
+        Every container on it dies unreported; the Node turns ``Ready=Unknown``
+        with the ``unreachable`` taints; each of its pods is stranded as
+        :meth:`lose_node` strands one. Its ReadWriteOnce claims stay attached to
+        it until it gets the ``node.kubernetes.io/out-of-service`` taint (then
+        its pods are deleted at once and its volumes detached) or, if set,
+        :attr:`force_detach_after` passes.
+        """
+
+        async def fail() -> str:
+            lost = self.node_name
+            self.lost_nodes.append(lost)
+            workers = [w for w in self._workers.values() if w.pod["spec"].get("nodeName") == lost]
+            for worker in workers:
+                worker.lost = True
+                with contextlib.suppress(KubeletError):
+                    worker.signal(signal.SIGKILL)
+            base = self.lost_nodes[0]
+            self.node_name = f"{base}-{len(self.lost_nodes) + 1}"
+            self.node_labels["kubernetes.io/hostname"] = self.node_name
+            await self.register_node(self.node_name)
+            node = await self.get(f"/api/v1/nodes/{lost}") or {}
+            down = podstatus.node_down(node, _now())
+            path = f"/api/v1/nodes/{lost}"
+            await self.call("PATCH", path, {"spec": down["spec"]}, content_type=MERGE_PATCH)
+            status = {"status": down["status"]}
+            await self.call("PATCH", path + "/status", status, content_type=MERGE_PATCH)
+            for worker in workers:
+                self._in_background(self._strand(worker))
+            self._in_background(self._detach_when_released(lost))
+            return lost
+
+        return self._sync(fail())
+
+    def _in_background(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _strand(self, worker: _PodWorker) -> None:
+        """The node controller and the taint manager on a pod whose node stopped reporting."""
         namespace, name = worker.namespace, worker.name
-        current = await self.get(self.pod_path(namespace, name))  # fresher than the watch's copy
+        path = self.pod_path(namespace, name)
+        current = await self.get(path)  # fresher than the watch's copy
         if current is None:
             return
         await self.patch_status(namespace, name, podstatus.node_lost(current, _now()))
         await asyncio.sleep(self.node_lost_after)
+        current = await self.get(path)
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            return  # deleted meanwhile (by the operator): the taint manager has nothing to do
         condition = {
             "type": "DisruptionTarget",
             "status": "True",
@@ -779,11 +916,30 @@ class ProcessKubelet:
             "message": "Taint manager: deleting due to NoExecute taint",
             "lastTransitionTime": podstatus.rfc3339(_now()),
         }
-        current = await self.get(self.pod_path(namespace, name))
-        if current is None:
-            return
         status = dict(current.get("status") or {})
         status["conditions"] = [condition]
         await self.patch_status(namespace, name, status)
-        body = {"gracePeriodSeconds": 0}
-        await self.call("DELETE", self.pod_path(namespace, name), body)
+        await self.call("DELETE", path, {})  # graceful: it stays Terminating
+
+    async def _detach_when_released(self, lost: str) -> None:
+        """Detach a dead node's volumes on its out-of-service taint (or the force-detach timer).
+
+        With the taint, the pod GC also deletes the node's pods at once (Kubernetes ≥ 1.26).
+        """
+        loop = asyncio.get_running_loop()
+        wait = self.force_detach_after
+        deadline = None if wait is None else loop.time() + wait
+        while deadline is None or loop.time() < deadline:
+            node = await self.get(f"/api/v1/nodes/{lost}")
+            taints = ((node or {}).get("spec") or {}).get("taints") or []
+            if node is None or any(t.get("key") == OUT_OF_SERVICE for t in taints):
+                pods = await self.call("GET", f"/api/v1/pods?fieldSelector=spec.nodeName={lost}")
+                for pod in (pods or {}).get("items") or []:
+                    meta = pod["metadata"]
+                    gone = {"gracePeriodSeconds": 0}
+                    await self.call("DELETE", self.pod_path(meta["namespace"], meta["name"]), gone)
+                break
+            await asyncio.sleep(self.detach_poll)
+        for key, holder in list(self.attachments.items()):
+            if holder == lost:
+                del self.attachments[key]

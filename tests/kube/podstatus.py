@@ -177,20 +177,44 @@ def end_phase(restart_policy: str, exit_code: int) -> str | None:
 
 
 def node_lost(pod: Mapping[str, Any], now: datetime.datetime) -> dict[str, Any]:
-    """What the node controller writes when the pod's node stops reporting."""
+    """What the node controller writes on a pod whose node stopped reporting.
+
+    ``MarkPodsNotReady``: ``Ready`` (and ``ContainersReady``) False; the phase
+    and the container states stay as the kubelet last wrote them (Kubernetes
+    sets no ``Unknown`` phase and no pod reason here).
+    """
     status = dict(pod.get("status") or {})
-    status["phase"] = "Unknown"
-    message = "Kubelet stopped posting node status."
+    stamp = rfc3339(now)
     status["conditions"] = [
-        *[c for c in status.get("conditions") or [] if c.get("type") not in ("Ready",)],
+        {**c, "status": "False", "lastTransitionTime": stamp}
+        if c.get("type") in ("Ready", "ContainersReady")
+        else c
+        for c in status.get("conditions") or []
+    ]
+    return status
+
+
+def node_down(node: Mapping[str, Any], now: datetime.datetime) -> dict[str, Any]:
+    """The Node as the node lifecycle controller leaves it once its kubelet stops posting.
+
+    ``Ready=Unknown`` and the ``unreachable`` taints (NoSchedule, and NoExecute
+    that the taint manager acts on after each pod's toleration, 300 s by default).
+    """
+    stamp = rfc3339(now)
+    conditions = [
+        c for c in (node.get("status") or {}).get("conditions") or [] if c.get("type") != "Ready"
+    ]
+    conditions.append(
         {
             "type": "Ready",
             "status": "Unknown",
-            "reason": "NodeLost",
-            "message": message,
-            "lastTransitionTime": rfc3339(now),
-        },
+            "reason": "NodeStatusUnknown",
+            "message": "Kubelet stopped posting node status.",
+            "lastTransitionTime": stamp,
+        }
+    )
+    taints = [
+        {"key": "node.kubernetes.io/unreachable", "effect": effect, "timeAdded": stamp}
+        for effect in ("NoSchedule", "NoExecute")
     ]
-    status["reason"] = "NodeLost"
-    status["message"] = message
-    return status
+    return {"spec": {"taints": taints}, "status": {"conditions": conditions}}

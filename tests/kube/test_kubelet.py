@@ -218,17 +218,66 @@ def test_eviction_fault(kube_api: Cluster, kubelet: ProcessKubelet) -> None:
 
 
 def test_node_loss_fault(kube_api: Cluster, kubelet: ProcessKubelet) -> None:
-    kube_api.create(python_pod("stranded", "import time; time.sleep(60)"))
+    """As Kubernetes: not ready, then the taint manager's graceful delete; it stays Terminating."""
+    kube_api.create(python_pod("stranded", "import time; time.sleep(60)", grace=1))
     info = kubelet.wait_running(NS, "stranded")
     kube_api.wait_for("pods", NS, "stranded", phase_is("Running"))
     kubelet.lose_node(NS, "stranded")
-    unknown = kube_api.wait_for("pods", NS, "stranded", phase_is("Unknown"))
-    ready = next(c for c in unknown["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "Unknown"
-    kube_api.wait_gone("pods", NS, "stranded")
+    evicted = kube_api.wait_for(
+        "pods", NS, "stranded", lambda p: bool(p["metadata"].get("deletionTimestamp"))
+    )
+    assert evicted["status"]["phase"] == "Running"  # no Unknown phase, no pod reason
+    assert "reason" not in evicted["status"]
+    conditions = {c["type"]: c for c in evicted["status"]["conditions"]}
+    assert conditions["Ready"]["status"] == "False"
+    assert conditions["DisruptionTarget"]["reason"] == "DeletionByTaintManager"
     with pytest.raises(ProcessLookupError):
         os.kill(info.pid, 0)
-    assert "terminated" not in container_state(kube_api.history("pods", NS, "stranded")[-1])
+    time.sleep(1.5)  # past its grace period: nobody ends it
+    assert kube_api.find("pods", NS, "stranded") is not None
+    assert "terminated" not in container_state(kube_api.get("pods", NS, "stranded"))
+
+
+def _attach_events(kube_api: Cluster, pod: dict[str, Any]) -> list[str]:
+    return [
+        e["reason"]
+        for e in kube_api.events_for(pod)
+        if e["reason"] in ("FailedAttachVolume", "SuccessfulAttachVolume")
+    ]
+
+
+def test_a_dead_nodes_volume_blocks_the_next_pod_until_the_out_of_service_taint(
+    kube_api: Cluster, kubelet: ProcessKubelet
+) -> None:
+    kube_api.create(claim("ckpt"))
+    kube_api.create(python_pod("first", "import time; time.sleep(60)", claim="ckpt"))
+    kubelet.wait_running(NS, "first")
+    lost = kubelet.fail_node()
+    node = kube_api.get("nodes", None, lost)
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "Unknown"
+    assert {t["key"] for t in node["spec"]["taints"]} == {"node.kubernetes.io/unreachable"}
+    kube_api.create(python_pod("second", "import time; time.sleep(60)", claim="ckpt"))
+    second = kube_api.wait_for(
+        "pods", NS, "second", lambda p: "FailedAttachVolume" in _attach_events(kube_api, p)
+    )
+    assert second["spec"]["nodeName"] == f"{lost}-2"
+    assert second["status"]["phase"] == "Pending"
+    failed = next(e for e in kube_api.events_for(second) if e["reason"] == "FailedAttachVolume")
+    assert failed["message"].startswith('Multi-Attach error for volume "')
+    # The taint manager's graceful delete: Terminating, and it stays so.
+    kube_api.wait_for("pods", NS, "first", lambda p: bool(p["metadata"].get("deletionTimestamp")))
+    time.sleep(0.5)
+    assert kubelet.process(NS, "second") is None
+    taint = {"key": "node.kubernetes.io/out-of-service", "value": "nodeshutdown"}
+    taints = [*node["spec"]["taints"], {**taint, "effect": "NoExecute"}]
+    kube_api.patch("nodes", None, lost, {"spec": {"taints": taints}})
+    kubelet.wait_running(NS, "second")
+    kube_api.wait_gone("pods", NS, "first")  # the pod GC deleted the dead node's pod
+    assert _attach_events(kube_api, kube_api.get("pods", NS, "second")) == [
+        "FailedAttachVolume",
+        "SuccessfulAttachVolume",
+    ]
 
 
 def test_unpullable_image_stays_pending(kube_api: Cluster, kubelet: ProcessKubelet) -> None:

@@ -18,3 +18,6 @@ class OperatorContext:
     wakeups: Wakeups = field(default_factory=Wakeups)
     #: This replica's name (its pod name), reported in events.
     instance: str = ""
+    #: Whether it may read Node objects (watching every namespace: the chart's
+    #: ClusterRole grants ``nodes get``; namespaced installs have no cluster access).
+    read_nodes: bool = False

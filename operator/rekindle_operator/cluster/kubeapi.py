@@ -44,11 +44,14 @@ class Resource:
     group: str
     version: str
     plural: str
+    #: False for a cluster-scoped resource (nodes): the namespace is then ignored.
+    namespaced: bool = True
 
     def path(self, namespace: str, name: str | None = None, subresource: str | None = None) -> str:
         """The API path of the collection in ``namespace``, or of one object in it."""
         root = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
-        path = f"{root}/namespaces/{namespace}/{self.plural}"
+        where = f"/namespaces/{namespace}" if self.namespaced else ""
+        path = f"{root}{where}/{self.plural}"
         if name is not None:
             path += f"/{name}"
             if subresource is not None:
@@ -60,6 +63,7 @@ PODS: Final = Resource("", "v1", "pods")
 PERSISTENT_VOLUME_CLAIMS: Final = Resource("", "v1", "persistentvolumeclaims")
 SERVICES: Final = Resource("", "v1", "services")
 EVENTS: Final = Resource("", "v1", "events")
+NODES: Final = Resource("", "v1", "nodes", namespaced=False)
 TRAINING_JOBS: Final = Resource("rekindle.dev", "v1alpha1", "trainingjobs")
 
 
@@ -79,7 +83,7 @@ Login = Callable[[], Awaitable[kopf.ConnectionInfo]]
 
 
 class KubeApi:
-    """The operator's Kubernetes client: create, get, patch, delete; plain dicts in and out."""
+    """The operator's Kubernetes client: create, get, list, patch, delete; plain dicts."""
 
     def __init__(
         self,
@@ -182,6 +186,15 @@ class KubeApi:
         path = resource.path(namespace, name)
         status, body = await self._request("GET", resource, path, accept=frozenset({404}))
         return None if status == 404 else body
+
+    async def list(
+        self, resource: Resource, namespace: str, *, field_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The objects in ``namespace`` (those matching ``field_selector``, if given)."""
+        params = {"fieldSelector": field_selector} if field_selector else None
+        _, body = await self._request("GET", resource, resource.path(namespace), params=params)
+        items = body.get("items")
+        return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
 
     async def merge_patch(
         self,

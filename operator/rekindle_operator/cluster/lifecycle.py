@@ -83,6 +83,7 @@ async def startup(memo: kopf.Memo, settings: kopf.OperatorSettings, logger: kopf
     configure(settings)
     ctx = await open_context(settings, logger)
     options = memo.get("options")
+    ctx.read_nodes = bool(getattr(options, "all_namespaces", False))
     port = getattr(options, "metrics_port", 0)
     if port:
         ctx.metrics.serve(port)

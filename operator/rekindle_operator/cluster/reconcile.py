@@ -43,6 +43,7 @@ from rekindle_operator.resources import (
     events,
     gang,
     kueue,
+    nodes,
     ownership,
     podgroups,
     pods,
@@ -54,6 +55,9 @@ from rekindle_trainer.contract.documents import DocumentError
 
 #: How long a pod that the API no longer has is waited for in the watch (its last state).
 MISSING_GRACE_SECONDS = 2.0
+#: While a pod's containers are being made on its node: seconds between looks at its
+#: volume-attach Events (a Multi-Attach error is an Event; the pod itself does not change).
+ATTACH_RECHECK_SECONDS = 10.0
 #: Why the operator stopped a pod, written in its stop annotation (see :mod:`classify`).
 STOP_REASONS = {engine.Action.STOP: "Suspended", engine.Action.FAIL: "JobFailed"}
 
@@ -100,6 +104,16 @@ async def reconcile(
     if seen.missing:
         decision = dataclasses.replace(
             decision, requeue_after=_sooner(decision.requeue_after, MISSING_GRACE_SECONDS)
+        )
+    if any(p is not None and nodes.creating(p) for p in seen.pods):
+        # An attach failure changes no pod, only Events: look again while containers are made.
+        decision = dataclasses.replace(
+            decision, requeue_after=_sooner(decision.requeue_after, ATTACH_RECHECK_SECONDS)
+        )
+    overdue = _overdue_in(seen, now)
+    if overdue is not None:  # a pod being deleted: look again once its node should have ended it
+        decision = dataclasses.replace(
+            decision, requeue_after=_sooner(decision.requeue_after, overdue)
         )
     decision = await _act(
         ctx, job=job, spec=spec, before=status, decision=decision, seen=seen, now=now, logger=logger
@@ -210,7 +224,16 @@ async def _read_worker(
     """One worker as its pod shows it; None while its missing pod may still show up."""
     timeout = spec.restart_policy.pending_timeout_seconds
     if pod is not None:
-        return gang.read_pod(pod, index, now=now, pending_timeout_seconds=timeout)
+        signs = await _node_signs(ctx, job, status, pod, index)
+        return gang.read_pod(
+            pod,
+            index,
+            now=now,
+            pending_timeout_seconds=timeout,
+            node_exists=signs.node_exists,
+            node_down=signs.node_down,
+            attach=signs.attach,
+        )
     meta = job["metadata"]
     key = (meta["namespace"], meta["name"])
     last = ctx.wakeups.gone_pod(key, name)
@@ -221,6 +244,73 @@ async def _read_worker(
             return None
         last = _vanished_pod(name, index, status)
     return gang.read_pod(last, index, now=now, pending_timeout_seconds=timeout, gone=True)
+
+
+@dataclass(frozen=True)
+class _NodeSigns:
+    """What the pod's node and the attach events say (read only when they can matter)."""
+
+    node_exists: bool | None = None
+    node_down: str | None = None
+    attach: nodes.AttachState | None = None
+
+
+async def _node_signs(
+    ctx: OperatorContext,
+    job: Mapping[str, Any],
+    status: job_status.Status,
+    pod: Mapping[str, Any],
+    index: int,
+) -> _NodeSigns:
+    """Read the pod's Node when the pod is not ready, and its attach events while it waits.
+
+    A pod that is ready needs neither read: its node reports it. Nodes are read
+    only where the operator may (``ctx.read_nodes``: it watches every namespace).
+    """
+    node = (pod.get("spec") or {}).get("nodeName")
+    if not node or not nodes.may_be_stranded(pod):
+        return _NodeSigns()
+    exists, down = None, None
+    if ctx.read_nodes:
+        found = await ctx.api.get(kubeapi.NODES, "", node)
+        exists, down = found is not None, nodes.node_down(found, node)
+    if down is not None or exists is False or not nodes.creating(pod):
+        return _NodeSigns(node_exists=exists, node_down=down)
+    meta = pod["metadata"]
+    selector = f"involvedObject.kind=Pod,involvedObject.name={meta['name']}"
+    found_events = await ctx.api.list(kubeapi.EVENTS, meta["namespace"], field_selector=selector)
+    attach = nodes.attach_state(found_events, pod)
+    if attach.blocked is not None and status.attempt > 1:
+        holder = await _last_node(ctx, job, status, index)
+        if holder is not None and holder != node:
+            attach = nodes.attach_state(found_events, pod, holder=holder)
+    return _NodeSigns(node_exists=exists, attach=attach)
+
+
+async def _last_node(
+    ctx: OperatorContext, job: Mapping[str, Any], status: job_status.Status, index: int
+) -> str | None:
+    """The node of the last attempt's pod of this worker, if that pod is still there."""
+    meta = job["metadata"]
+    count = max(len(status.workers), 1)
+    name = ownership.worker_pod_name(meta["name"], status.attempt - 1, index, count)
+    last = await ctx.api.get(kubeapi.PODS, meta["namespace"], name)
+    node = ((last or {}).get("spec") or {}).get("nodeName")
+    return str(node) if node else None
+
+
+def _overdue_in(seen: _Seen, now: datetime) -> float | None:
+    """Seconds until a pod being deleted, not yet ended, counts as abandoned by its node."""
+    if seen.verdict is None:
+        return None
+    waits = [
+        (when - now).total_seconds()
+        for pod, worker in zip(seen.pods, seen.verdict.workers, strict=True)
+        if pod is not None and not worker.ended
+        for when in (classify.overdue_at(pod),)
+        if when is not None
+    ]
+    return max(min(waits), 0.0) + 1.0 if waits else None
 
 
 def _sooner(a: float | None, b: float) -> float:

@@ -161,6 +161,7 @@ def _decide_live(
     spec: TrainingJobSpec, status: Status, observed: Observation, now: datetime
 ) -> Decision:
     """:func:`decide` for a job that has not finished."""
+    status = _attach_blocked(status, observed, now)
     if isinstance(observed, AttemptEnd):
         if not _is_new_end(status, observed):
             return _wait(spec, status, now)
@@ -571,6 +572,39 @@ def _in_queue_or_not(status: Status, observed: AttemptPending, now: datetime) ->
     return status
 
 
+def _attach_blocked(status: Status, observed: Observation, now: datetime) -> Status:
+    """``VolumeAttachBlocked`` True while the attempt's pod waits for a volume held elsewhere.
+
+    It turns False once anything else is seen of the attempt (the volume
+    attached, or the attempt ended); the pending timeout never counts that wait.
+    """
+    type_ = ConditionType.VOLUME_ATTACH_BLOCKED
+    if (
+        isinstance(observed, AttemptPending)
+        and observed.attempt == status.attempt
+        and observed.blocked is not None
+    ):
+        return _set(status, type_, observed.blocked, observed.message, now)
+    if observed is None or not _is_attach_blocked(status):
+        return status
+    conds = conditions.set_condition(
+        status.conditions,
+        type_,
+        status=conditions.FALSE,
+        reason="VolumeAttached",
+        message=f"attempt {status.attempt} no longer waits for a volume attach",
+        now=now,
+        generation=status.observed_generation,
+    )
+    return status.but(conditions=conds)
+
+
+def _is_attach_blocked(status: Status) -> bool:
+    """Whether ``VolumeAttachBlocked`` is True (no pending timeout counts meanwhile)."""
+    found = conditions.find(status.conditions, ConditionType.VOLUME_ATTACH_BLOCKED)
+    return found is not None and found.status == conditions.TRUE
+
+
 _QUEUED = frozenset({ConditionType.QUEUED})
 _CREATE_REFUSED = frozenset({ConditionType.CREATE_REFUSED})
 
@@ -772,6 +806,7 @@ def _wait(spec: TrainingJobSpec, status: Status, now: datetime) -> Decision:
         and status.attempt_live
         and status.last_attempt_start_time is not None
         and not _is_queued(status)
+        and not _is_attach_blocked(status)
     ):
         pending = spec.restart_policy.pending_timeout_seconds
         left = (status.last_attempt_start_time + timedelta(seconds=pending) - now).total_seconds()

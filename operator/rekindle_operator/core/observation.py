@@ -86,6 +86,10 @@ class AttemptPending:
     message: str = ""
     #: With a node: since when the pending timeout counts (when it got the node).
     since: datetime | None = None
+    #: With a node, it cannot start for a cause outside the job (one word, e.g.
+    #: ``MultiAttachError``: its volume is attached to another, dead node); the
+    #: message says what; the pending timeout does not count.
+    blocked: str | None = None
 
 
 #: What the engine is told about the current attempt.

@@ -81,6 +81,8 @@ class ConditionType(enum.StrEnum):
     CREATE_REFUSED = "CreateRefused"
     #: The attempt's pod waits for its turn: a queue's admission (Kueue) or a free node.
     QUEUED = "Queued"
+    #: The attempt's pod has a node but its volume is attached to another (dead) node.
+    VOLUME_ATTACH_BLOCKED = "VolumeAttachBlocked"
 
 
 class Reason(enum.StrEnum):

@@ -22,7 +22,7 @@ import re
 import signal
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from rekindle_operator.core.observation import (
@@ -33,7 +33,7 @@ from rekindle_operator.core.observation import (
     Progress,
 )
 from rekindle_operator.core.reasons import Cause
-from rekindle_operator.resources import kueue
+from rekindle_operator.resources import kueue, nodes
 from rekindle_operator.resources.ownership import LABEL_ATTEMPT
 from rekindle_operator.resources.pods import CONTAINER_NAME
 from rekindle_trainer import contract
@@ -43,6 +43,10 @@ from rekindle_trainer.contract import Outcome, TerminationMessage, timestamps
 #: (value: why, e.g. ``Suspended``, ``DeadlineExceeded``). Such an end is
 #: :attr:`Cause.STOPPED`, never a disruption.
 STOP_ANNOTATION: Final = "rekindle.dev/stopped-by-operator"
+
+#: Seconds after a pod's grace period ended (its ``deletionTimestamp``) with its
+#: trainer not reported ended: its kubelet is gone, the pod is replaced.
+KUBELET_SILENCE_SECONDS: Final = 30.0
 
 #: ``DisruptionTarget`` condition reasons (Kubernetes ≥ 1.26) and what they mean here.
 DISRUPTION_REASONS: Final[dict[str, Cause]] = {
@@ -119,6 +123,8 @@ def classify_pod(
     pending_timeout_seconds: float,
     gone: bool = False,
     node_exists: bool | None = None,
+    node_down: str | None = None,
+    attach: nodes.AttachState | None = None,
 ) -> Observation:
     """How the attempt that ``pod`` runs stands.
 
@@ -129,6 +135,9 @@ def classify_pod(
         gone: the pod was deleted from the API (a DELETED watch event, or a 404).
         node_exists: whether the node in ``spec.nodeName`` still exists; None
             when not known.
+        node_down: why the pod's node cannot run it any more
+            (:func:`nodes.node_down`); None when it can or is not known.
+        attach: what the attach events about the pod say (:func:`nodes.attach_state`).
     """
     attempt = attempt_of(pod)
     signs = _PodSigns.of(pod, gone=gone, node_exists=node_exists)
@@ -138,12 +147,30 @@ def classify_pod(
         # It ended without a terminated state: the node went away, or the pod was deleted.
         cause, message = _without_exit(pod, signs)
         return AttemptEnd(attempt=attempt, cause=cause, message=message)
+    dead = _node_dead(pod, signs, now, node_down)
+    if dead is not None:
+        # Its node will never stop it: replace it now, never wait for it to go.
+        cause, message = signs.stopped() or dead
+        return AttemptEnd(attempt=attempt, cause=cause, message=message)
     waiting = None if signs.deleting else _waiting_end(signs.container)
     if waiting is not None:
         return AttemptEnd(attempt=attempt, cause=waiting[0], message=waiting[1])
     if signs.deleting:
         return None  # shutting down: wait for the trainer to save and exit
-    return _running_or_pending(attempt, pod, signs, now, pending_timeout_seconds)
+    return _running_or_pending(attempt, pod, signs, now, pending_timeout_seconds, attach=attach)
+
+
+def overdue_at(pod: Mapping[str, Any]) -> datetime | None:
+    """When a pod being deleted counts as abandoned by its node, if it is being deleted.
+
+    ``deletionTimestamp`` is when its grace period ends; a kubelet that works
+    reports the container's end soon after. :data:`KUBELET_SILENCE_SECONDS` later
+    nobody will.
+    """
+    when = (pod.get("metadata") or {}).get("deletionTimestamp")
+    if not when:
+        return None
+    return timestamps.parse_time(str(when)) + timedelta(seconds=KUBELET_SILENCE_SECONDS)
 
 
 def classify_process(
@@ -340,14 +367,46 @@ def _without_exit(pod: Mapping[str, Any], signs: _PodSigns) -> _Why:
     return _first(signs.stopped(), signs.disruption, lost) or _deleted(pod)
 
 
+def _node_dead(
+    pod: Mapping[str, Any], signs: _PodSigns, now: datetime, node_down: str | None
+) -> _Why | None:
+    """Why the pod's node will never end it: the node is down, or it ignored the deletion.
+
+    The signs: the Node says so (read by the caller), the taint manager or the
+    pod GC is deleting it (``DisruptionTarget``), or it is still not stopped
+    :data:`KUBELET_SILENCE_SECONDS` after its grace period ended.
+    """
+    if node_down is not None and (pod.get("spec") or {}).get("nodeName"):
+        return Cause.NODE_LOST, node_down
+    if not signs.deleting:
+        return None
+    if signs.disruption is not None and signs.disruption[0] is Cause.NODE_LOST:
+        return signs.disruption
+    overdue = overdue_at(pod)
+    if overdue is not None and now >= overdue and (pod.get("spec") or {}).get("nodeName"):
+        node = pod["spec"]["nodeName"]
+        late = int((now - overdue).total_seconds() + KUBELET_SILENCE_SECONDS)
+        return Cause.NODE_LOST, (
+            f"node {node} did not stop the pod {late}s after its grace period ended "
+            "(its kubelet does not answer)"
+        )
+    return None
+
+
 def _running_or_pending(
     attempt: int,
     pod: Mapping[str, Any],
     signs: _PodSigns,
     now: datetime,
     pending_timeout_seconds: float,
+    *,
+    attach: nodes.AttachState | None = None,
 ) -> Observation:
-    """A live pod: running, queued, pending on its node (too long?), or nothing yet."""
+    """A live pod: running, queued, pending on its node (too long?), or nothing yet.
+
+    A pod whose volume cannot be attached (``attach.blocked``) waits without a
+    timeout: another node holds the volume, which no restart of the job fixes.
+    """
     running = (signs.container.get("state") or {}).get("running") if signs.container else None
     if signs.phase == "Running" and running is not None:
         return AttemptRunning(attempt=attempt)
@@ -356,9 +415,13 @@ def _running_or_pending(
     queued = _queued(pod)
     if queued is not None:
         return AttemptPending(attempt=attempt, queued=queued[0], message=queued[1])
+    if attach is not None and attach.blocked is not None:
+        return AttemptPending(attempt=attempt, blocked=attach.blocked[0], message=attach.blocked[1])
     since = _scheduled_at(pod)
     if since is None:
         return None
+    if attach is not None and attach.attached_at is not None:
+        since = max(since, attach.attached_at)  # the wait for the attach is not counted
     waited = (now - since).total_seconds()
     if waited <= pending_timeout_seconds:
         return AttemptPending(attempt=attempt, since=since)

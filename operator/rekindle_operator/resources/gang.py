@@ -44,7 +44,7 @@ from rekindle_operator.core.reasons import (
     Cause,
     WorkerState,
 )
-from rekindle_operator.resources import classify, ownership
+from rekindle_operator.resources import classify, nodes, ownership
 from rekindle_operator.resources.pods import CONTAINER_NAME
 from rekindle_trainer.contract import TerminationMessage, timestamps
 
@@ -145,6 +145,8 @@ def read_pod(
     pending_timeout_seconds: float,
     gone: bool = False,
     node_exists: bool | None = None,
+    node_down: str | None = None,
+    attach: nodes.AttachState | None = None,
 ) -> Worker:
     """Worker ``index`` as its pod shows it (the pod as the API returns it)."""
     observed = classify.classify_pod(
@@ -153,6 +155,8 @@ def read_pod(
         pending_timeout_seconds=pending_timeout_seconds,
         gone=gone,
         node_exists=node_exists,
+        node_down=node_down,
+        attach=attach,
     )
     meta = pod.get("metadata") or {}
     stopped_by = (meta.get("annotations") or {}).get(classify.STOP_ANNOTATION)
@@ -246,7 +250,8 @@ def _running(attempt: int, workers: Sequence[Worker]) -> Observation:
 def _waiting(attempt: int, workers: Sequence[Worker]) -> AttemptPending | None:
     """How a gang waits: in the queue while any worker does (Kueue admits a group as one).
 
-    With every worker on a node, the pending timeout counts from the first that got one.
+    With every worker on a node, the pending timeout counts from the first that got one,
+    unless a worker is blocked (its volume held by another node): then none counts.
     """
     pending = [w.observed for w in workers if isinstance(w.observed, AttemptPending)]
     if not pending:
@@ -254,6 +259,9 @@ def _waiting(attempt: int, workers: Sequence[Worker]) -> AttemptPending | None:
     queued = next((p for p in pending if p.queued is not None), None)
     if queued is not None:
         return AttemptPending(attempt=attempt, queued=queued.queued, message=queued.message)
+    blocked = next((p for p in pending if p.blocked is not None), None)
+    if blocked is not None:  # the gang cannot start before that worker: no timeout counts
+        return AttemptPending(attempt=attempt, blocked=blocked.blocked, message=blocked.message)
     since = [p.since for p in pending if p.since is not None]
     return AttemptPending(attempt=attempt, since=min(since) if since else None)
 

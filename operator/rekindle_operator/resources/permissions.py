@@ -139,10 +139,24 @@ PERMISSIONS: Final[tuple[Permission, ...]] = (
     Permission(
         "",
         "events",
-        frozenset({"create"}),
+        frozenset({"create", "list"}),
         namespaced=True,
         modes=_BOTH,
-        why="kopf's and the operator's events on TrainingJobs (kubectl describe)",
+        why=(
+            "kopf's and the operator's events on TrainingJobs (kubectl describe); read a "
+            "waiting pod's volume-attach events (Multi-Attach: a dead node holds its volume)"
+        ),
+    ),
+    Permission(
+        "",
+        "nodes",
+        frozenset({"get"}),
+        namespaced=False,
+        modes=frozenset({Mode.CLUSTER}),
+        why=(
+            "read the node of a pod that is not ready: a dead node's pod is replaced at once "
+            "(scope namespaced: from the pod's own signs, after the taint manager's toleration)"
+        ),
     ),
     Permission(
         KOPF_GROUP,

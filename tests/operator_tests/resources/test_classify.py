@@ -12,7 +12,7 @@ from rekindle_operator.core.observation import AttemptEnd, AttemptPending, Attem
 from rekindle_operator.core.reasons import Cause
 from rekindle_operator.resources import classify
 from rekindle_trainer.contract import Outcome
-from tests.support.engine_cases import NOW, T0, disruption, pod, termination
+from tests.support.engine_cases import NOW, T0, disruption, pod, termination, ts
 
 
 def _classify(p: dict[str, Any]) -> observation.Observation:
@@ -47,6 +47,7 @@ def test_a_pod_being_deleted_is_waited_for_until_its_trainer_exits() -> None:
         deleting=True,
         conditions=(disruption("PreemptionByScheduler", "preempted"),),
     )
+    shutting_down["metadata"]["deletionTimestamp"] = ts(NOW + timedelta(seconds=20))
     assert _classify(shutting_down) is None
 
 

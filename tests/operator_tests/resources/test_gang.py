@@ -344,7 +344,9 @@ def test_a_lost_workers_end_time_is_its_disruption_and_else_when_it_was_seen() -
 
 
 def test_a_worker_being_deleted_is_stopping_not_ended() -> None:
-    reading = read(worker_pod(1, running=True, deleting=True))
+    pod = worker_pod(1, running=True, deleting=True)
+    pod["metadata"]["deletionTimestamp"] = engine_cases.ts(NOW + timedelta(seconds=20))
+    reading = read(pod)
     assert reading.observed is None
     assert reading.stopping
     assert gang.judge(A, (running(0), reading)).workers[1].state is WorkerState.STOPPING
@@ -355,3 +357,14 @@ def test_reading_a_pod_leaves_it_as_it_was() -> None:
     before = copy.deepcopy(pod)
     read(pod)
     assert pod == before
+
+
+def test_a_blocked_worker_keeps_the_gangs_pending_timeout_from_counting() -> None:
+    """One worker waits for a volume a dead node holds: no worker's wait is a timeout."""
+    since = NOW - timedelta(hours=2)
+    blocked = AttemptPending(attempt=A, blocked="MultiAttachError", message="held by node n1")
+    workers = (
+        gang.Worker(index=0, pod="digits-3-w0", observed=AttemptPending(attempt=A, since=since)),
+        gang.Worker(index=1, pod="digits-3-w1", observed=blocked),
+    )
+    assert gang.judge(A, workers).observed == blocked
