@@ -145,8 +145,13 @@ class Soak:
         self.cluster.apply(manifests.digits(name, self.cluster.trainer_image, **self.spec))
         reached = 0
         try:
-            for fault in faults:
-                target = target_epoch(fault.at, stop_epoch=reference.stop_epoch, reached=reached)
+            for n, fault in enumerate(faults):
+                target = target_epoch(
+                    fault.at,
+                    stop_epoch=reference.stop_epoch,
+                    reached=reached,
+                    left=len(faults) - n,
+                )
                 landed = target is not None and self._fault(
                     name, fault, target, reference.stop_epoch
                 )
@@ -211,6 +216,7 @@ class Soak:
         def ready() -> int | None:
             status = (self.cluster.get("trainingjobs", name) or {}).get("status") or {}
             if status.get("phase") in FINAL:
+                log(f"{name}: no room for epoch {target}, the job ended {status.get('phase')}")
                 return no_room
             attempt = int(status.get("attempt") or 0)
             report = self.cluster.volume_report(CLAIM_OF.format(job=name), name)
@@ -219,7 +225,10 @@ class Soak:
             ]
             if not attempt or not mine or max(mine) < target:
                 return None
-            return attempt if max(mine) <= stop_epoch - 2 else no_room
+            if max(mine) > stop_epoch - 2:
+                log(f"{name}: no room for epoch {target}, attempt {attempt} is at {max(mine)}")
+                return no_room
+            return attempt
 
         found = wait_until(ready, JOB_TIMEOUT, f"{name}: a checkpoint of epoch {target}")
         return None if found == no_room else found

@@ -46,10 +46,10 @@ GRACEFUL = frozenset({FaultKind.PREEMPT, FaultKind.EVICT, FaultKind.DELETE})
 class Fault:
     """One fault: the ``job`` (index) it hits, when, and how.
 
-    ``at`` is a fraction of the uninterrupted run's epochs: the fault waits for
-    a checkpoint of that point written by the job's current attempt (see
-    :func:`target_epoch`), then ``delay`` seconds, so that some faults land
-    mid-epoch.
+    ``at`` is a point (0 to 1) in the fault's share of the run left: the fault
+    waits for a checkpoint of that point written by the job's current attempt
+    (see :func:`target_epoch`), then ``delay`` seconds, so that some faults
+    land mid-epoch.
     """
 
     job: int
@@ -109,24 +109,26 @@ def draw(
 
 
 def _spread(placed: list[Fault], load: list[int], rng: random.Random) -> Iterable[Fault]:
-    """Give each job's faults increasing points of the run, each in its own slice."""
-    for job, count in enumerate(load):
-        mine = [f for f in placed if f.job == job]
-        for n, fault in enumerate(mine):
-            at = (n + rng.uniform(0.1, 0.9)) / max(count, 1)
-            yield Fault(job, fault.kind, at=round(at, 3), delay=fault.delay)
+    """Give each fault its point within its own slice of the room left (see target_epoch)."""
+    for job in range(len(load)):
+        for fault in (f for f in placed if f.job == job):
+            yield Fault(job, fault.kind, at=round(rng.uniform(0.1, 0.9), 3), delay=fault.delay)
 
 
-def target_epoch(at: float, *, stop_epoch: int, reached: int) -> int | None:
+def target_epoch(at: float, *, stop_epoch: int, reached: int, left: int) -> int | None:
     """The checkpoint epoch a fault waits for, or None when the run has no room left.
 
-    A fault lands after a checkpoint newer than every earlier fault's
-    (``reached``), at the fraction ``at`` of the room before the early stop,
-    and at least two epochs before ``stop_epoch`` so that the trainer is still
-    training when it lands.
+    The room is what lies between the newest checkpoint when the previous fault
+    landed (``reached``) and two epochs before the early stop (so that the
+    trainer is still training when the fault lands). It is shared among the
+    ``left`` faults this job still meets, this one first: the fault waits for
+    the point ``at`` of its own share, and at least one epoch past ``reached``.
+    Sharing what is left (not the whole run) keeps room for the later faults
+    when an earlier one landed late (an operator restart under load).
     """
     last = stop_epoch - 2
-    target = max(reached + 1, math.ceil(at * last))
+    share = (last - reached) / max(left, 1)
+    target = reached + max(1, math.floor(at * share))
     return target if target <= last else None
 
 
