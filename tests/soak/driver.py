@@ -152,6 +152,8 @@ class Soak:
                     reached=reached,
                     left=len(faults) - n,
                 )
+                if target is None:
+                    log(f"{name}: no room for {fault.kind}, the newest checkpoint is {reached}")
                 landed = target is not None and self._fault(
                     name, fault, target, reference.stop_epoch
                 )
@@ -181,7 +183,7 @@ class Soak:
         pod = f"{name}-{attempt}"
         with self.lock.shared():
             self._inject(fault.kind, pod)
-            log(f"{fault.kind} {pod}")
+            log(f"{fault.kind} {pod} (waited for epoch {target})")
             status = self.cluster.wait_job(
                 name,
                 lambda job: _next_or_final(job, attempt),
