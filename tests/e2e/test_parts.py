@@ -136,7 +136,7 @@ class _FakePods(E2ECluster):
         return [p for p in self.current if p["metadata"]["name"] == pod]
 
     apply = get = patch_job = delete_job = events = volume_report = None  # type: ignore[assignment]
-    preempt = crash = kill_operator = start_operator = None  # type: ignore[assignment]
+    preempt = crash = lose_node = kill_operator = start_operator = None  # type: ignore[assignment]
 
 
 def _pod(name: str, phase: str, exit_code: int | None = None) -> dict[str, Any]:
