@@ -331,6 +331,7 @@ def test_gpu_check_script_falls_back_to_logical_cpus(tmp_path: Path) -> None:
             "128",
             "--work",
             str(tmp_path / "work"),
+            "--no-gang",  # the gang's exact resume is tested in test_multi_worker.py
         ],
         env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(helpers.REPO)},
         capture_output=True,
@@ -342,6 +343,7 @@ def test_gpu_check_script_falls_back_to_logical_cpus(tmp_path: Path) -> None:
     report = json.loads(result.read_text())
     assert report["ok"] is True
     assert report["physical_gpus"] == []
+    assert report["gang"] is None
     runs = {run["precision"]: run for run in report["runs"]}
     assert set(runs) == {"float32", "mixed_float16"}
     for precision, run in runs.items():
