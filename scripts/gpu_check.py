@@ -441,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(results))
+    if results:
+        print(table(results))
     print(f"written to {args.result}")
     return 0 if report["ok"] else 1
 
