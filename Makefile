@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator bench-gang soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -46,13 +46,16 @@ demo: dev
 		--inject sigkill@epoch=3 --inject sigterm@epoch=6
 
 ## bench: every benchmark; each writes bench/results/<name>.json and prints a table
-bench: bench-trainer bench-operator
+bench: bench-trainer bench-operator bench-gang
 
 bench-trainer: dev
 	$(BIN)/python -m bench.trainer
 
 bench-operator: dev
 	$(BIN)/python -m bench.operator
+
+bench-gang: dev
+	$(BIN)/python -m bench.gang
 
 ## soak: 20 jobs, 100 random faults on the emulated cluster (SEED=n replays one); not in CI.
 ## Prints the seed and a row per job, writes bench/results/soak.json (docs/benchmarks.md)

@@ -15,7 +15,14 @@ Placements:
   mirrored path runs on a single card;
 * ``2-logical-cpus`` (no GPU): the CPU split in two (``REKINDLE_CPU_REPLICAS=2``).
 
-Each with ``float32`` and ``mixed_float16``. Usage::
+Each with ``float32`` and ``mixed_float16``. Then the gang case (#15): ``rekindle
+run`` trains a two-worker job (two processes on this machine, sharing its GPUs,
+under ``MultiWorkerMirroredStrategy``) uninterrupted, and again with worker 1
+SIGKILLed mid-epoch; the resumed gang must end with bitwise the same weights at
+the same early-stop epoch. Both workers see every GPU, so their collectives run
+over gRPC (``REKINDLE_COLLECTIVE=ring``: NCCL needs one rank per GPU) and each
+grows its GPU memory as needed (``TF_FORCE_GPU_ALLOW_GROWTH``). ``--no-gang``
+skips it. Usage::
 
     python scripts/gpu_check.py result.json [--epochs 8] [--work DIR]
 
@@ -288,6 +295,76 @@ def check(runner: Runner, result: Result) -> None:
     result.resumed_weights_match = final_weights(killed) == final_weights(ref)
 
 
+#: The gang case's job (the e2e gang scenarios' digits settings), for ``rekindle run``.
+GANG_SPEC: Final[dict[str, Any]] = {
+    "image": "local",
+    "entrypoint": "rekindle_trainer.examples.digits:build",
+    "workers": 2,
+    "training": {
+        "epochs": 12,
+        "batchSize": 64,
+        "seed": 5,
+        "hyperparameters": {"units": 16, "learningRate": 0.01, "dropout": 0.2},
+    },
+    "checkpoint": {"everyEpochs": 1, "everySteps": 5, "keep": 3},
+    "earlyStopping": {"monitor": "val_loss", "patience": 1, "minDelta": 0.03},
+    "restartPolicy": {"maxRestarts": 3, "backoff": {"initialSeconds": 1, "maxSeconds": 4}},
+}
+#: Worker 1 SIGKILLed mid-epoch 2 (23 steps an epoch).
+GANG_FAULT: Final = "sigkill@step=30,worker=1"
+
+
+def run_gang(work: Path, name: str, faults: tuple[str, ...]) -> tuple[dict[str, Any], list[bytes]]:
+    """``rekindle run`` of the gang job to its end: the chief's last message and final weights."""
+    work.mkdir(parents=True, exist_ok=True)
+    job: dict[str, Any] = {"apiVersion": "rekindle.dev/v1alpha1", "kind": "TrainingJob"}
+    job |= {"metadata": {"name": name}, "spec": GANG_SPEC}
+    manifest = work / f"{name}.yaml"
+    manifest.write_text(json.dumps(job))  # JSON is YAML
+    command = [sys.executable, "-m", "rekindle_operator.cli", "run", str(manifest)]
+    command += ["--workdir", str(work / name), "--fresh", "--no-progress", "--metrics-port", "0"]
+    for fault in faults:
+        command += ["--inject", fault]
+    repo = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(repo / "operator"), str(repo / "trainer_image")])
+    env = {**os.environ, "PYTHONPATH": path, "REKINDLE_COLLECTIVE": "ring"}
+    env["TF_FORCE_GPU_ALLOW_GROWTH"] = "true"
+    done = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT * 3, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"rekindle run {name} exited {done.returncode}:\n{done.stdout[-2000:]}")
+    attempts = sorted((work / name / "attempts").iterdir())
+    message = json.loads((attempts[-1] / "w0" / "termination-log").read_text())
+    message["attempts"] = len(attempts)
+    loaded, _ = CheckpointStore(work / name / "checkpoints").latest_valid()
+    if loaded is None:
+        raise RuntimeError(f"no valid checkpoint of {name}")
+    return message, [array.tobytes() for _, array in loaded.groups["model"]]
+
+
+def gang_check(work: Path) -> dict[str, Any]:
+    """The gang case (see the module docstring): its figures and ``ok``."""
+    try:
+        started = time.monotonic()
+        reference, weights = run_gang(work, "gang", ())
+        seconds = round(time.monotonic() - started, 1)
+        faulted, resumed = run_gang(work, "gang-killed", (GANG_FAULT,))
+    except Exception as exc:  # reported in the JSON; the exit code says it failed
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+    keys = ("early_stop_epoch", "best_epoch", "best_metric", "step")
+    same = all(reference.get(k) == faulted.get(k) for k in keys)
+    return {
+        "ok": same and weights == resumed and faulted["attempts"] == 2,
+        "seconds": seconds,
+        "fault": GANG_FAULT,
+        "attempts": faulted["attempts"],
+        "weights_match": weights == resumed,
+        "reference": {k: reference.get(k) for k in keys},
+        "resumed": {k: faulted.get(k) for k in keys},
+    }
+
+
 def physical_gpus() -> list[str]:
     """Physical GPUs TensorFlow sees (listing them initialises no device)."""
     import tensorflow as tf  # noqa: PLC0415
@@ -323,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gpu-memory-mb", type=int, default=4096, help="memory of each logical GPU (4096)"
     )
+    parser.add_argument("--no-gang", action="store_true", help="skip the two-worker gang case")
+    parser.add_argument("--only-gang", action="store_true", help="run only the gang case")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--split-gpu", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -335,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="rekindle-gpu-check-"))
     gpus = physical_gpus()
     results: list[Result] = []
-    for placement in placements(len(gpus)):
+    for placement in [] if args.only_gang else placements(len(gpus)):
         for precision in PRECISIONS:
             result = Result(placement.name, precision)
             doc = document(args.epochs, args.batch_size, precision)
@@ -348,17 +427,22 @@ def main(argv: list[str] | None = None) -> int:
                 result.error = f"{type(exc).__name__}: {exc}"
             results.append(result)
             print(f"{placement.name} {precision}: {'ok' if result.ok else 'FAILED'}", flush=True)
+    gang = None if args.no_gang else gang_check(work / "gang")
+    if gang is not None:
+        print(f"gang (2 workers, worker 1 SIGKILLed): {'ok' if gang['ok'] else 'FAILED'}")
     report = {
         "physical_gpus": gpus,
+        "gang": gang,
         "epochs": args.epochs,
         "batch_size": args.batch_size,
         "work": str(work),
-        "ok": all(r.ok for r in results),
+        "ok": all(r.ok for r in results) and (gang is None or bool(gang["ok"])),
         "runs": [{**asdict(r), "ok": r.ok} for r in results],
     }
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(report, indent=2) + "\n")
-    print(table(results))
+    if results:
+        print(table(results))
     print(f"written to {args.result}")
     return 0 if report["ok"] else 1
 

@@ -93,6 +93,11 @@ class E2ECluster(UserActions, abc.ABC):
         """SIGKILL the trainer process (exit 137, reason Error: a crash)."""
 
     @abc.abstractmethod
+    def lose_node(self, pod: str) -> None:
+        """The pod's node is lost: the process dies unreported, then the taint manager
+        marks ``DisruptionTarget`` (DeletionByTaintManager) and force-deletes the pod."""
+
+    @abc.abstractmethod
     def kill_operator(self) -> None:
         """Kill the operator with no chance to clean up (SIGKILL / grace 0)."""
 

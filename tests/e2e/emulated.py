@@ -8,7 +8,10 @@ RBAC is in the cluster, and a call it does not grant is a 403 that fails the
 test. Faults are the kubelet's and the API's own: a preemption (kubectl)
 marks ``DisruptionTarget`` (PreemptionByScheduler) and deletes the pod
 gracefully, so the trainer gets SIGTERM and saves; a crash is a SIGKILL of
-the container process.
+the container process; a lost node is the kubelet's own (the process killed
+unreported, the pod ``Unknown``, then deleted by the taint manager). The
+kubelet resolves a gang's ``TF_CONFIG`` names to loopback ports
+(:mod:`tests.kube.dns`), so the workers of a gang find each other.
 """
 
 from __future__ import annotations
@@ -120,6 +123,9 @@ class EmulatedCluster(E2ECluster):
 
     def crash(self, pod: str) -> None:
         self.node.kill(self.namespace, pod)
+
+    def lose_node(self, pod: str) -> None:
+        self.node.lose_node(self.namespace, pod)
 
     def kill_operator(self) -> None:
         if self.operator is not None:

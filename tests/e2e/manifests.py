@@ -19,6 +19,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 DIGITS = REPO / "examples" / "digits.yaml"
+GANG = REPO / "examples" / "digits-2workers.yaml"
 
 #: What every scenario changes in the example (see the module docstring).
 FAST: dict[str, Any] = {
@@ -47,6 +48,37 @@ def digits(name: str, image: str, **spec: Any) -> dict[str, Any]:
     manifest: dict[str, Any] = yaml.safe_load(DIGITS.read_text())
     manifest["metadata"] = {"name": name}
     manifest["spec"] = merge(merge(manifest["spec"], FAST), {"image": image, **spec})
+    return manifest
+
+
+#: What the gang scenarios change in ``examples/digits-2workers.yaml``: a small model and a
+#: large global batch (23 steps per epoch), a checkpoint every 5 steps (each fault lands right
+#: after one its attempt wrote, often mid-epoch), a loose early stop (the reference stops at
+#: epoch 4-6), and a short backoff. Each attempt is a gang of two TensorFlow processes, whose
+#: start dominates the run's time.
+GANG_FAST: dict[str, Any] = {
+    "training": {
+        "epochs": 12,
+        "batchSize": 64,
+        "seed": 5,
+        "hyperparameters": {"units": 16, "learningRate": 0.01, "dropout": 0.2},
+    },
+    "checkpoint": {"everySteps": 5, "keep": 3, "storageClassName": None},
+    "earlyStopping": {"patience": 1, "minDelta": 0.03},
+    "restartPolicy": {"maxRestarts": 3, "backoff": {"initialSeconds": 1, "maxSeconds": 4}},
+    "terminationGracePeriodSeconds": 30,
+}
+
+
+def gang(name: str, image: str, **spec: Any) -> dict[str, Any]:
+    """The two-worker digits example named ``name``, GANG_FAST, then ``spec``.
+
+    The example's storage class (``nfs-client``) is removed: the cluster's default class
+    is used unless ``spec`` names one (a real cluster needs one with ReadWriteMany).
+    """
+    manifest: dict[str, Any] = yaml.safe_load(GANG.read_text())
+    manifest["metadata"] = {"name": name}
+    manifest["spec"] = merge(merge(manifest["spec"], GANG_FAST), {"image": image, **spec})
     return manifest
 
 

@@ -41,15 +41,31 @@ from tests.support.kubectl import Kubectl
 from tests.support.operator_process import OperatorProcess
 
 GROUP, VERSION, PLURAL = "rekindle.dev", "v1alpha1", "trainingjobs"
+#: The label that names a gang worker's index.
+WORKER_LABEL = "rekindle.dev/worker"
+#: The condition the taint manager sets on a pod of a lost node before deleting it.
+NODE_LOST = {
+    "type": "DisruptionTarget",
+    "status": "True",
+    "reason": "DeletionByTaintManager",
+    "message": "Taint manager: deleting due to NoExecute taint",
+}
 #: Where the helper pod mounts the claim.
 DATA = "/data"
 #: Finds the trainer process of one attempt by its environment and SIGKILLs it (run as root
-#: with the host's PID namespace); exits 1 when no such process runs.
+#: with the host's PID namespace); exits 1 when no such process runs. A fourth argument, a
+#: worker index, picks one worker of a gang (its ``TF_CONFIG`` task index).
 KILL_SCRIPT = """
-import os, signal, sys
+import json, os, signal, sys
 wanted = {b"REKINDLE_JOB_NAMESPACE=" + sys.argv[1].encode(),
           b"REKINDLE_JOB_NAME=" + sys.argv[2].encode(),
           b"REKINDLE_ATTEMPT=" + sys.argv[3].encode()}
+worker = int(sys.argv[4]) if len(sys.argv) > 4 else None
+def index(env):
+    for item in env:
+        if item.startswith(b"TF_CONFIG="):
+            return json.loads(item[len(b"TF_CONFIG="):])["task"]["index"]
+    return None
 killed = []
 for entry in os.listdir("/proc"):
     if not entry.isdigit():
@@ -59,7 +75,7 @@ for entry in os.listdir("/proc"):
             env = set(handle.read().split(b"\\0"))
     except OSError:
         continue
-    if wanted <= env:
+    if wanted <= env and (worker is None or index(env) == worker):
         os.kill(int(entry), signal.SIGKILL)
         killed.append(entry)
 print("killed", killed)
@@ -279,14 +295,34 @@ class RealCluster(E2ECluster):
         found = self.core.read_namespaced_pod(pod, self.namespace)
         labels = found.metadata.labels or {}
         attempt = labels.get("rekindle.dev/attempt") or pod.rsplit("-", 1)[-1]
+        worker = [labels[WORKER_LABEL]] if WORKER_LABEL in labels else []
+        command = ["python3", "-c", KILL_SCRIPT, self.namespace, labels[JOB_LABEL], attempt]
         container = {
             "name": "kill",
             "image": self.trainer_image,
-            "command": ["python3", "-c", KILL_SCRIPT, self.namespace, labels[JOB_LABEL], attempt],
+            "command": [*command, *worker],
             "securityContext": {"privileged": True, "runAsUser": 0, "runAsNonRoot": False},
         }
         spec = {"nodeName": found.spec.node_name, "hostPID": True, "containers": [container]}
         self._run_pod(f"e2e-crash-{uuid.uuid4().hex[:8]}", spec, timeout=60)
+
+    def lose_node(self, pod: str) -> None:
+        """What the cluster does to a pod of a lost node, through the API (the node stays up).
+
+        The taint manager's mark (``DisruptionTarget``, DeletionByTaintManager) and a
+        force delete: the kubelet then kills the container. Losing a real node (``docker
+        stop`` of a kind node) takes minutes of the node controller's timeouts.
+        """
+        self.kubectl.run(
+            "patch",
+            "pod",
+            pod,
+            "--subresource=status",
+            "--type=strategic",
+            "-p",
+            json.dumps({"status": {"conditions": [NODE_LOST]}}),
+        )
+        self.kubectl.run("delete", "pod", pod, "--grace-period=0", "--force", "--wait=false")
 
     def _operator_pods(self) -> list[Any]:
         found = self.core.list_namespaced_pod(

@@ -33,6 +33,8 @@ from tests.e2e.real import Settings
         manifests.digits(
             "owned", "img:1", checkpoint={"size": None, "volumeClaimName": "my-checkpoints"}
         ),
+        manifests.gang("gang", "img:1"),
+        manifests.gang("gang-rwx", "img:1", checkpoint={"storageClassName": "nfs-client"}),
         manifests.crash_loop(
             "crashloop",
             "img:1",
@@ -44,6 +46,14 @@ from tests.e2e.real import Settings
 )
 def test_scenario_manifests_pass_the_crds_validation(manifest: dict[str, Any]) -> None:
     assert validation.validate(manifest) == []
+
+
+def test_gang_is_the_two_worker_example_sized_for_the_suite() -> None:
+    spec = manifests.gang("g", "img:1")["spec"]
+    assert (spec["workers"], spec["image"]) == (2, "img:1")
+    assert "storageClassName" not in spec["checkpoint"], "the cluster's default class"
+    assert spec["checkpoint"]["everySteps"] == 5
+    assert spec["training"]["batchSize"] == 64
 
 
 def test_digits_keeps_the_example_and_changes_only_the_fast_settings() -> None:
@@ -136,7 +146,7 @@ class _FakePods(E2ECluster):
         return [p for p in self.current if p["metadata"]["name"] == pod]
 
     apply = get = patch_job = delete_job = events = volume_report = None  # type: ignore[assignment]
-    preempt = crash = kill_operator = start_operator = None  # type: ignore[assignment]
+    preempt = crash = lose_node = kill_operator = start_operator = None  # type: ignore[assignment]
 
 
 def _pod(name: str, phase: str, exit_code: int | None = None) -> dict[str, Any]:

@@ -120,3 +120,37 @@ def test_real_backend_reads_the_volume_through_a_helper_pod(
     )
     store.CheckpointStore(folder).write(snapshot)
     assert real.volume_report("data", "job") == volume_report.describe(folder)
+
+
+@pytest.mark.slow
+def test_real_backend_hits_one_worker_of_a_gang(
+    real_on_emulator: tuple[RealCluster, Cluster],
+) -> None:
+    """The helper pod SIGKILLs worker 1 alone (by its TF_CONFIG index); a node loss via the API."""
+    real, cluster = real_on_emulator
+    name = "pair"
+    real.apply(
+        {
+            **_sleeper(name, real.trainer_image),
+            "spec": {**_sleeper(name, real.trainer_image)["spec"], "workers": 2},
+        }
+    )
+    for worker in (0, 1):
+        real.wait_pod_running(f"{name}-1-w{worker}", timeout=60)
+    real.crash(f"{name}-1-w1")
+    real.wait_job(name, lambda j: _by_cause(real, name) == {"Crashed": 1}, timeout=60, what="1")
+    assert real.termination(f"{name}-1-w1")["exitCode"] == 137
+    assert real.termination(f"{name}-1-w0")["exitCode"] != 137, "only worker 1 was killed"
+    for worker in (0, 1):
+        real.wait_pod_running(f"{name}-2-w{worker}", timeout=60)
+    real.lose_node(f"{name}-2-w1")
+    real.wait_job(
+        name,
+        lambda j: _by_cause(real, name) == {"Crashed": 1, "NodeLost": 1},
+        timeout=60,
+        what="a node loss counted",
+    )
+    lost = cluster.history("pods", real.namespace, f"{name}-2-w1")
+    reasons = {c.get("reason") for s in lost for c in s.get("status", {}).get("conditions", [])}
+    assert "DeletionByTaintManager" in reasons
+    real.delete_job(name)

@@ -409,6 +409,9 @@ async def _end_gang(
         return set()
     stopped: set[int] = set()
     for pod, worker in _live_pods(seen):
+        if gang.ended_by_the_cluster(pod):  # its end is the cluster's, and the cause
+            stopped.add(worker.index)
+            continue
         if await _stop_pod(ctx, pod, spec, gang.STOP_REASON):
             logger.info("Stopping pod %s: its attempt is over", pod["metadata"]["name"])
         stopped.add(worker.index)

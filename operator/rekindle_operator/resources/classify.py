@@ -517,6 +517,11 @@ def _trainer_status(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return dict(statuses[0]) if statuses else None
 
 
+def disrupted(pod: Mapping[str, Any]) -> bool:
+    """Whether the cluster said it ended the pod (``DisruptionTarget`` or a queue's stop)."""
+    return _disruption(pod) is not None
+
+
 def _disruption(pod: Mapping[str, Any]) -> _Why | None:
     """The cluster's word that it ended the pod: a queue's preemption, else a DisruptionTarget."""
     said = [

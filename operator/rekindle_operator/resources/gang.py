@@ -15,7 +15,8 @@ The rules, in order:
    stopped at once (their collectives would otherwise hang until a timeout),
    and once every worker has ended the attempt ends with the *first* cause:
    the earliest end that is not a consequence of another (a worker stopped
-   because the attempt was over, or one that reports ``peer_lost``), ties
+   because the attempt was over, one that reports ``peer_lost``, or one that
+   saved on SIGTERM though the cluster signalled only a peer), ties
    going to disruptions, then to the lower index.
 3. Otherwise the attempt runs once every worker runs (or has exited 0).
 
@@ -167,9 +168,38 @@ def read_pod(
         pod=str(meta.get("name", "")),
         observed=observed,
         ended_at=_end_time(pod, terminated, now) if ended else None,
-        consequence=stopped_by == STOP_REASON or peer_lost(terminated.get("message")),
+        consequence=stopped_by == STOP_REASON
+        or peer_lost(terminated.get("message"))
+        or _saved_for_a_peer(pod, observed, stopped_by=stopped_by, gone=gone),
         stopping=not ended and (stopped_by is not None or gone or "deletionTimestamp" in meta),
     )
+
+
+def _saved_for_a_peer(
+    pod: Mapping[str, Any], observed: Observation | None, *, stopped_by: str | None, gone: bool
+) -> bool:
+    """A worker that saved on SIGTERM though nobody signalled it: a consequence.
+
+    The gang agrees on SIGTERM at every step, so when one worker is preempted
+    every worker saves and exits 143; one the cluster did not signal (no
+    deletion, no ``DisruptionTarget``, no stop by the operator) stopped for its
+    peer, which is the cause even if it exits a little later.
+    """
+    if not isinstance(observed, AttemptEnd) or observed.cause is not Cause.PREEMPTED:
+        return False
+    meta = pod.get("metadata") or {}
+    signalled = gone or "deletionTimestamp" in meta or classify.disrupted(pod)
+    return stopped_by is None and not signalled
+
+
+def ended_by_the_cluster(pod: Mapping[str, Any]) -> bool:
+    """Whether the cluster is already ending the pod (a disruption, then a deletion).
+
+    Such a worker is not stopped by the operator when its attempt ends: the stop
+    annotation would make the preempted or lost worker a mere consequence (and
+    ``Stopped``), and name the peer that saved for it as the cause.
+    """
+    return "deletionTimestamp" in (pod.get("metadata") or {}) and classify.disrupted(pod)
 
 
 def peer_lost(termination_text: str | None) -> bool:

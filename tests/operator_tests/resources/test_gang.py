@@ -325,6 +325,50 @@ def test_a_worker_that_lost_a_peer_is_a_consequence() -> None:
     assert not plain.consequence
 
 
+def test_a_worker_that_saved_for_a_preempted_peer_is_a_consequence() -> None:
+    """The gang agreed on the peer's SIGTERM: the preempted peer is named, whoever ends first."""
+    saved = termination(Outcome.PREEMPTED, checkpoint="ckpt-000001-0000000030")
+    for_peer = read(worker_pod(1, phase="Failed", exit_code=143, message=saved))
+    assert isinstance(for_peer.observed, AttemptEnd)
+    assert for_peer.observed.cause is Cause.PREEMPTED
+    assert for_peer.consequence
+    condition = engine_cases.disruption("PreemptionByScheduler", "preempting")
+    for signalled in (
+        read(worker_pod(1, phase="Failed", exit_code=143, message=saved, deleting=True)),
+        read(worker_pod(1, phase="Failed", exit_code=143, message=saved, conditions=(condition,))),
+        read(worker_pod(1, phase="Failed", exit_code=143, message=saved), gone=True),
+    ):
+        assert not signalled.consequence
+    chief = gang.read_pod(
+        worker_pod(0, phase="Failed", exit_code=143, message=saved, deleting=True),
+        0,
+        now=NOW,
+        pending_timeout_seconds=600,
+    )
+    early = gang.Worker(
+        index=1,
+        pod=for_peer.pod,
+        observed=for_peer.observed,
+        ended_at=at(1),
+        consequence=True,
+    )
+    late = gang.Worker(
+        index=0, pod=chief.pod, observed=chief.observed, ended_at=at(2), consequence=False
+    )
+    judged = gang.judge(A, (late, early))
+    assert isinstance(judged.observed, AttemptEnd)
+    assert judged.observed.message.startswith("worker 0 (pod digits-3-w0)")
+
+
+def test_a_pod_the_cluster_is_deleting_after_a_disruption_is_ended_by_the_cluster() -> None:
+    condition = engine_cases.disruption("PreemptionByScheduler", "preempting")
+    assert gang.ended_by_the_cluster(
+        worker_pod(0, running=True, deleting=True, conditions=(condition,))
+    )
+    assert not gang.ended_by_the_cluster(worker_pod(0, running=True, deleting=True))
+    assert not gang.ended_by_the_cluster(worker_pod(0, running=True, conditions=(condition,)))
+
+
 def test_a_workers_end_time_is_its_containers_finish_time() -> None:
     pod = worker_pod(1, phase="Failed", exit_code=137)
     finished = pod["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"]

@@ -81,6 +81,16 @@ def test_cpu_replicas_defaults_to_one(tmp_path: Path) -> None:
     assert parse_runtime_env({**base, contract.ENV_CPU_REPLICAS: " 4 "}).cpu_replicas == 4
 
 
+def test_the_gangs_collective_is_checked_and_defaults_to_auto(tmp_path: Path) -> None:
+    base = {contract.ENV_CHECKPOINT_DIR: str(tmp_path)}
+    assert parse_runtime_env(base).collective == "auto"
+    assert parse_runtime_env({**base, contract.ENV_COLLECTIVE: " RING "}).collective == "ring"
+    with pytest.raises(ConfigError) as caught:
+        parse_runtime_env({**base, contract.ENV_COLLECTIVE: "mpi"})
+    assert caught.value.field == contract.ENV_COLLECTIVE
+    assert "expected one of auto, ring, nccl, got 'mpi'" in str(caught.value)
+
+
 def test_a_split_after_tensorflow_started_is_refused_naming_the_variable(tmp_path: Path) -> None:
     """Logical devices are fixed once TensorFlow runs: another split must say so, not crash."""
     import tensorflow as tf
@@ -321,6 +331,7 @@ def test_gpu_check_script_falls_back_to_logical_cpus(tmp_path: Path) -> None:
             "128",
             "--work",
             str(tmp_path / "work"),
+            "--no-gang",  # the gang's exact resume is tested in test_multi_worker.py
         ],
         env={**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(helpers.REPO)},
         capture_output=True,
@@ -332,6 +343,7 @@ def test_gpu_check_script_falls_back_to_logical_cpus(tmp_path: Path) -> None:
     report = json.loads(result.read_text())
     assert report["ok"] is True
     assert report["physical_gpus"] == []
+    assert report["gang"] is None
     runs = {run["precision"]: run for run in report["runs"]}
     assert set(runs) == {"float32", "mixed_float16"}
     for precision, run in runs.items():

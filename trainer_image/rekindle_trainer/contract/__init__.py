@@ -50,6 +50,13 @@ ENV_PROGRESS_FILE: Final = "REKINDLE_PROGRESS_FILE"
 #: ``MirroredStrategy`` (default 1: the default strategy). Runs the multi-replica
 #: path without a GPU; GPUs, when visible, take precedence.
 ENV_CPU_REPLICAS: Final = "REKINDLE_CPU_REPLICAS"
+#: Set by the user for a gang: the collective implementation of
+#: ``MultiWorkerMirroredStrategy`` (``auto``, ``ring`` over gRPC, ``nccl``; default
+#: ``auto``: NCCL on GPUs, ring on CPUs). ``ring`` where NCCL cannot run, e.g. two
+#: workers on one GPU.
+ENV_COLLECTIVE: Final = "REKINDLE_COLLECTIVE"
+#: The accepted values of ``REKINDLE_COLLECTIVE``.
+COLLECTIVES: Final = ("auto", "ring", "nccl")
 #: The most CPU replicas accepted.
 MAX_CPU_REPLICAS: Final = 64
 #: Set only for a job of several workers (``spec.workers`` > 1), by the operator or

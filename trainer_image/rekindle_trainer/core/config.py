@@ -64,6 +64,7 @@ class RuntimeEnv:
     role: gang.WorkerRole = gang.SOLO
     #: ``REKINDLE_REPORT_TIMING=1``: the operator reads the termination message's ``timing``.
     report_timing: bool = False
+    collective: str = "auto"
 
 
 def parse_config(doc: Any) -> TrainerConfig:
@@ -146,7 +147,20 @@ def parse_runtime_env(env: Mapping[str, str]) -> RuntimeEnv:
         cpu_replicas=_env_int(env, contract.ENV_CPU_REPLICAS, 1, 1, contract.MAX_CPU_REPLICAS),
         role=_role(env),
         report_timing=env.get(contract.ENV_REPORT_TIMING, "").strip() == "1",
+        collective=_collective(env),
     )
+
+
+def _collective(env: Mapping[str, str]) -> str:
+    """``REKINDLE_COLLECTIVE`` (a gang's collective implementation), checked."""
+    value = env.get(contract.ENV_COLLECTIVE, "").strip().lower() or "auto"
+    if value not in contract.COLLECTIVES:
+        raise ConfigError(
+            contract.ENV_COLLECTIVE,
+            f"expected one of {', '.join(contract.COLLECTIVES)}, got {value!r} "
+            "(ring: gRPC, works everywhere; nccl: GPUs, one worker per GPU)",
+        )
+    return value
 
 
 def _role(env: Mapping[str, str]) -> gang.WorkerRole:

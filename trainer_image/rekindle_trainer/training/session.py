@@ -116,7 +116,8 @@ def configure_tensorflow(config: TrainerConfig, runtime: RuntimeEnv | None = Non
     cpu_replicas = runtime.cpu_replicas if runtime is not None else 1
     workers = runtime.role.count if runtime is not None else 1
     # A gang's collectives are configured before any other TensorFlow operation.
-    made = strategy.make_strategy(cpu_replicas, workers) if workers > 1 else None
+    collective = runtime.collective if runtime is not None else "auto"
+    made = strategy.make_strategy(cpu_replicas, workers, collective) if workers > 1 else None
     if made is None:
         strategy.split_cpu(cpu_replicas)
     keras.utils.set_random_seed(config.seed)

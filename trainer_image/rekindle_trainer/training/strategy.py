@@ -148,7 +148,7 @@ def split_cpu(replicas: int) -> None:
             ) from None
 
 
-def make_strategy(cpu_replicas: int, workers: int = 1) -> Any:
+def make_strategy(cpu_replicas: int, workers: int = 1, collective: str = "auto") -> Any:
     """The strategy for this process: see the module docstring.
 
     For a gang it must run before any other TensorFlow operation of the process.
@@ -159,7 +159,7 @@ def make_strategy(cpu_replicas: int, workers: int = 1) -> Any:
         gpus = [d.name for d in tf.config.list_physical_devices("GPU")]  # starts no runtime
         placement = choose(gpus, [], cpu_replicas, workers)
         log.info("training on %s", placement.note)
-        return multi_worker_strategy()
+        return multi_worker_strategy(collective)
     split_cpu(cpu_replicas)
     placement = choose(
         [d.name for d in tf.config.list_logical_devices("GPU")],
@@ -172,8 +172,12 @@ def make_strategy(cpu_replicas: int, workers: int = 1) -> Any:
     return tf.distribute.MirroredStrategy(list(placement.devices))
 
 
-def multi_worker_strategy() -> Any:
-    """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, its health check tuned (see above)."""
+def multi_worker_strategy(implementation_name: str = "auto") -> Any:
+    """``MultiWorkerMirroredStrategy`` from ``TF_CONFIG``, its health check tuned (see above).
+
+    ``implementation_name``: ``REKINDLE_COLLECTIVE`` (``auto``, ``ring`` or ``nccl``),
+    the all-reduce's implementation.
+    """
     import tensorflow as tf  # noqa: PLC0415
     from tensorflow.python.distribute import (  # noqa: PLC0415 - the knobs are not public
         collective_all_reduce_strategy as collective,
@@ -184,7 +188,12 @@ def multi_worker_strategy() -> Any:
     extended._check_health_timeout = HEALTH_TIMEOUT_S
     extended._check_health_retry_limit = HEALTH_TRIES
     extended._check_health_initial_timeout = GANG_START_TIMEOUT_S
-    return tf.distribute.MultiWorkerMirroredStrategy()
+    implementation = getattr(
+        tf.distribute.experimental.CommunicationImplementation, implementation_name.upper()
+    )
+    options = tf.distribute.experimental.CommunicationOptions(implementation=implementation)
+    log.info("gang collectives: %s", implementation.name)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
 
 
 def replicas(model: Any) -> int:
