@@ -223,8 +223,15 @@ def _segment(
     return _Segment(steps / (wall1 - wall0), (cpu1 - cpu0) / steps, stalls, writer_cpu, write_wall)
 
 
+PEERS = ("none", "model_checkpoint", "backup_and_restore")
+
+
 def _keras_callback(kind: str, folder: Path) -> Any:
     """The peer's checkpointing callback, saving every epoch into ``folder`` (None: none)."""
+    if kind not in PEERS:
+        raise ValueError(f"keras: unknown peer {kind!r}; one of {', '.join(PEERS)}")
+    if kind == "none":
+        return None
     import keras
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -232,13 +239,7 @@ def _keras_callback(kind: str, folder: Path) -> Any:
         return keras.callbacks.ModelCheckpoint(
             str(folder / "model.weights.h5"), save_weights_only=True, save_freq="epoch"
         )
-    if kind == "backup_and_restore":
-        return keras.callbacks.BackupAndRestore(str(folder / "backup"), save_freq="epoch")
-    if kind == "none":
-        return None
-    raise ValueError(
-        f"keras: unknown peer {kind!r}; one of none, model_checkpoint, backup_and_restore"
-    )
+    return keras.callbacks.BackupAndRestore(str(folder / "backup"), save_freq="epoch")
 
 
 def _keras_segment(
