@@ -8,8 +8,10 @@ A Keras MLP whose state (weights and Adam's two slots) is about ``--gigabytes``
 is built, and in one run, in interleaved repetitions:
 
 - save: Rekindle's writer (:class:`~rekindle_trainer.checkpoint.saver.BackgroundSaver`
-  in front of the store: serialization, CRC-32, fsync, manifest, rename) against
-  a plain ``write`` + ``fsync`` of the same arrays' bytes to one file;
+  in front of the store: serialization, CRC-32, fsync, manifest, rename; its
+  thread runs at nice +5, so that a busy machine's training keeps the CPU) and
+  the store's ``write`` on the calling thread, each against a plain ``write`` +
+  ``fsync`` of the same arrays' bytes to one file;
 - restore read: the store's ``latest_valid`` (what an attempt calls to resume:
   manifest checks, CRC-32 of the state file, the arrays) against a plain
   sequential read of the same checkpoint's files, both cold (each file's pages
@@ -166,6 +168,7 @@ def _measure(model: Any, root: Path, reps: int) -> dict[str, list[float]]:
         for k in (
             "save_plain",
             "save_rekindle",
+            "save_store",
             "read_cold_plain",
             "read_cold_rekindle",
             "read_warm_plain",
@@ -179,13 +182,15 @@ def _measure(model: Any, root: Path, reps: int) -> dict[str, list[float]]:
         saver = BackgroundSaver(store, lambda *_: None)
         plain_file = folder / "plain" / "state.bin"
         plain_file.parent.mkdir(parents=True)
+        published = folder / "ckpt" / snapshot.name
         write: dict[str, Callable[[], Any]] = {
             "save_plain": partial(plain_write, plain_file, arrays),
             "save_rekindle": partial(saver.submit, snapshot, wait=True),
+            "save_store": partial(store.write, snapshot),  # this thread's priority, not niced
         }
         for key in _order(list(write), rep):
+            shutil.rmtree(published, ignore_errors=True)  # else an identical one is only kept
             seconds[key].append(_timed(write[key])[0])
-        published = folder / "ckpt" / snapshot.name
         for warmth in ("cold", "warm"):
             read: dict[str, Callable[[], Any]] = {
                 f"read_{warmth}_plain": partial(plain_read, published),
@@ -226,6 +231,9 @@ def disk_speed(gigabytes: float, reps: int, width: int, where: Path | None) -> d
         "state_bytes": nbytes,
         "repetitions": reps,
         "save": throughput_figures(nbytes, seconds["save_plain"], seconds["save_rekindle"]),
+        "save_on_calling_thread": throughput_figures(
+            nbytes, seconds["save_plain"], seconds["save_store"]
+        ),
         "assign_seconds": _spread(seconds["assign"], 4),
     }
     for warmth in ("cold", "warm"):
@@ -242,7 +250,8 @@ def _print(figures: dict[str, Any], where: str) -> None:
     gb = figures["state_bytes"] / 1e9
     rows = []
     for label, key in (
-        ("save (write + fsync)", "save"),
+        ("save: background writer (nice +5)", "save"),
+        ("save: store.write, this thread", "save_on_calling_thread"),
         ("restore read, cold page cache", "restore_read_cold"),
         ("restore read, warm page cache", "restore_read_warm"),
     ):

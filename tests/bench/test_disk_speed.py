@@ -57,4 +57,5 @@ def test_quick_run_writes_its_figures_and_verdicts(
         assert doc[key]["verdict"].startswith("not resolved (1 repetition(s)")
         assert doc[key]["goal_ratio"] == 0.8
     assert doc["save"]["ratio"]["median"] > 0
+    assert doc["save_on_calling_thread"]["ratio"]["median"] > 0
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []  # nothing left behind
