@@ -17,6 +17,10 @@ records its description.
    Also the stall per save on the training thread, the writer thread's CPU
    seconds per save, reference copies to host memory, and the bound
    (stall + writer CPU) / time between saves for a save per epoch and every 60 s.
+   The peers run in the same rounds: plain ``model.fit`` without a callback, with
+   Keras ``ModelCheckpoint`` (weights, every epoch) and with ``BackupAndRestore``
+   (every epoch), each against the plain ``model.fit`` of its round; the peer
+   table says whether Rekindle is ahead, by ``bench.verdicts.ahead_of``.
    Verdicts against the goals come from ``bench/verdicts.py``: the measured
    overhead is "not resolved" while the A/A control's noise floor (its widest
    round's deviation from 1) is wider than the goal, or with one round.
