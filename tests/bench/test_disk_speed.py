@@ -59,3 +59,18 @@ def test_quick_run_writes_its_figures_and_verdicts(
     assert doc["save"]["ratio"]["median"] > 0
     assert doc["save_on_calling_thread"]["ratio"]["median"] > 0
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == []  # nothing left behind
+
+
+def test_a_second_repetition_runs_the_sides_in_the_other_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two repetitions: every side in both orders, and the ratios are judged."""
+    from bench import common
+
+    monkeypatch.setattr(common, "RESULTS", tmp_path)
+    assert disk_speed.main(["--quick", "--reps", "2", "--dir", str(tmp_path)]) == 0
+    doc = json.loads((tmp_path / "disk_speed_quick.json").read_text())
+    assert doc["repetitions"] == 2
+    for key in ("save", "save_on_calling_thread", "restore_read_cold", "restore_read_warm"):
+        assert len(doc[key]["ratios"]) == 2
+    assert doc["restore_read_cold"]["verdict"] in {"met", "not met"}
