@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator bench-gang soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-disk bench-operator bench-gang soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -46,10 +46,13 @@ demo: dev
 		--inject sigkill@epoch=3 --inject sigterm@epoch=6
 
 ## bench: every benchmark; each writes bench/results/<name>.json and prints a table
-bench: bench-trainer bench-operator bench-gang
+bench: bench-trainer bench-disk bench-operator bench-gang
 
 bench-trainer: dev
 	$(BIN)/python -m bench.trainer
+
+bench-disk: dev
+	$(BIN)/python -m bench.disk_speed
 
 bench-operator: dev
 	$(BIN)/python -m bench.operator

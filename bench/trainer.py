@@ -17,6 +17,10 @@ records its description.
    Also the stall per save on the training thread, the writer thread's CPU
    seconds per save, reference copies to host memory, and the bound
    (stall + writer CPU) / time between saves for a save per epoch and every 60 s.
+   The peers run in the same rounds: plain ``model.fit`` without a callback, with
+   Keras ``ModelCheckpoint`` (weights, every epoch) and with ``BackupAndRestore``
+   (every epoch), each against the plain ``model.fit`` of its round; the peer
+   table says whether Rekindle is ahead, by ``bench.verdicts.ahead_of``.
    Verdicts against the goals come from ``bench/verdicts.py``: the measured
    overhead is "not resolved" while the A/A control's noise floor (its widest
    round's deviation from 1) is wider than the goal, or with one round.
@@ -77,12 +81,13 @@ def build_big(config: Any) -> Any:
     from rekindle_trainer.training.setup import TrainingSetup
 
     samples = int(config.hyperparameters.get("samples", 1280))
+    units = int(config.hyperparameters.get("units", BIG_UNITS))  # smaller for the smoke test
     model = keras.Sequential(
         [
             keras.Input((1024,)),
-            keras.layers.Dense(BIG_UNITS, activation="relu"),
-            keras.layers.Dense(BIG_UNITS, activation="relu"),
-            keras.layers.Dense(BIG_UNITS, activation="relu"),
+            keras.layers.Dense(units, activation="relu"),
+            keras.layers.Dense(units, activation="relu"),
+            keras.layers.Dense(units, activation="relu"),
             keras.layers.Dense(10),
         ]
     )
@@ -108,19 +113,40 @@ WARM_UP_STEPS = 16
 NO_SAVES: dict[str, Any] = {"everyEpochs": 0}
 
 
-def _variants(steps_per_epoch: int) -> dict[str, dict[str, Any]]:
+#: The peers' variants (issue #19, point 5): plain ``model.fit`` on the same model and data,
+#: without a callback (their baseline) and with each Keras checkpointing callback.
+KERAS_NONE = "Keras fit, no callback"
+KERAS_MODEL_CHECKPOINT = "Keras ModelCheckpoint (weights, every epoch)"
+KERAS_BACKUP_AND_RESTORE = "Keras BackupAndRestore (every epoch)"
+REKINDLE_NONE = "no saves"
+REKINDLE_CONTROL = "no saves (A/A control)"
+REKINDLE_EVERY_EPOCH = "every epoch"
+
+
+def _variants(steps_per_epoch: int, peers: bool = True) -> dict[str, dict[str, Any]]:
     """The variants run side by side: each round trains one segment of each, in turn.
 
     The second "no saves" is the A/A control: how far two identical segments differ on
-    this machine. The step interval gives four saves per epoch.
+    this machine. The step interval gives four saves per epoch. A variant with a
+    ``keras`` key is a plain ``model.fit`` with that Keras callback (or none).
     """
     every = max(1, steps_per_epoch // 4)
-    return {
-        "no saves": NO_SAVES,
-        "no saves (A/A control)": NO_SAVES,
-        "every epoch": {"everyEpochs": 1},
+    variants: dict[str, dict[str, Any]] = {
+        REKINDLE_NONE: NO_SAVES,
+        REKINDLE_CONTROL: NO_SAVES,
+        REKINDLE_EVERY_EPOCH: {"everyEpochs": 1},
         f"every {every} steps": {"everyEpochs": 0, "everySteps": every},
     }
+    if peers:
+        variants[KERAS_NONE] = {"keras": "none"}
+        variants[KERAS_MODEL_CHECKPOINT] = {"keras": "model_checkpoint"}
+        variants[KERAS_BACKUP_AND_RESTORE] = {"keras": "backup_and_restore"}
+    return variants
+
+
+def baseline_of(spec: dict[str, Any]) -> str:
+    """The variant a variant's ratios are taken against: its own trainer without saves."""
+    return KERAS_NONE if "keras" in spec else REKINDLE_NONE
 
 
 @dataclass
@@ -199,6 +225,69 @@ def _segment(
     (wall0, cpu0), (wall1, cpu1) = marks[steps_per_epoch - 1], marks[-1]
     steps = len(marks) - steps_per_epoch
     return _Segment(steps / (wall1 - wall0), (cpu1 - cpu0) / steps, stalls, writer_cpu, write_wall)
+
+
+PEERS = ("none", "model_checkpoint", "backup_and_restore")
+
+
+def _keras_callback(kind: str, folder: Path) -> Any:
+    """The peer's checkpointing callback, saving every epoch into ``folder`` (None: none)."""
+    if kind not in PEERS:
+        raise ValueError(f"keras: unknown peer {kind!r}; one of {', '.join(PEERS)}")
+    if kind == "none":
+        return None
+    import keras
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if kind == "model_checkpoint":
+        return keras.callbacks.ModelCheckpoint(
+            str(folder / "model.weights.h5"), save_weights_only=True, save_freq="epoch"
+        )
+    return keras.callbacks.BackupAndRestore(str(folder / "backup"), save_freq="epoch")
+
+
+def _keras_segment(
+    model: Any, data: Any, folder: Path, kind: str, steps_per_epoch: int
+) -> _Segment:
+    """Two epochs of plain ``model.fit`` with a Keras checkpointing callback; as :func:`_segment`.
+
+    Its saves are synchronous: the stall per save is the time in the callback's
+    ``on_epoch_end`` (the first one falls inside the measured epoch, as Rekindle's does).
+    """
+    import keras
+
+    marks: list[tuple[float, float]] = []
+    stalls: list[float] = []
+
+    class Clock(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+            marks.append((time.perf_counter(), time.process_time()))
+
+    callbacks = [Clock()]
+    peer = _keras_callback(kind, folder)
+    if peer is not None:
+        on_epoch_end = peer.on_epoch_end
+
+        def timed(epoch: int, logs: Any = None) -> None:
+            started = time.perf_counter()
+            on_epoch_end(epoch, logs)
+            stalls.append(time.perf_counter() - started)
+
+        peer.on_epoch_end = timed
+        callbacks.append(peer)
+    x, y = data
+    model.fit(x, y, batch_size=64, epochs=2, shuffle=True, verbose=0, callbacks=callbacks)
+    (wall0, cpu0), (wall1, cpu1) = marks[steps_per_epoch - 1], marks[-1]
+    steps = len(marks) - steps_per_epoch
+    return _Segment(steps / (wall1 - wall0), (cpu1 - cpu0) / steps, stalls, [], [])
+
+
+def _run_variant(
+    model: Any, data: Any, folder: Path, spec: dict[str, Any], steps_per_epoch: int
+) -> _Segment:
+    if "keras" in spec:
+        return _keras_segment(model, data, folder, spec["keras"], steps_per_epoch)
+    return _segment(model, data, folder, spec, steps_per_epoch)
 
 
 def _best_of(function: Any, tries: int = 5) -> float:
@@ -319,15 +408,65 @@ def bounded_overhead(
     return bound
 
 
-def checkpoint_overhead(quick: bool, epoch_seconds: float | None = None) -> dict[str, Any]:
-    """Interleaved rounds (A A' B C A A' B C ...) of two-epoch segments on one model."""
+def peer_comparison(
+    figures: dict[str, dict[str, Any]], wall_floor: float, cpu_floor: float, rounds: int
+) -> list[dict[str, Any]]:
+    """Rekindle's save per epoch beside each Keras peer's, with "ahead of the peer" verdicts.
+
+    Pure: ``figures`` are :func:`_variant_figures` by variant, each against its own
+    trainer's no-saves segments; the floors are the A/A control's
+    (:func:`bench.verdicts.ahead_of` says how they judge a difference).
+    """
+    ours = figures[REKINDLE_EVERY_EPOCH]
+    rows = []
+    for name in (REKINDLE_EVERY_EPOCH, KERAS_MODEL_CHECKPOINT, KERAS_BACKUP_AND_RESTORE):
+        if name not in figures:
+            continue
+        theirs = figures[name]
+        row: dict[str, Any] = {
+            "variant": name,
+            "baseline": KERAS_NONE if name != REKINDLE_EVERY_EPOCH else REKINDLE_NONE,
+            "wall_ratio": theirs["wall_ratio_to_no_saves"],
+            "cpu_ratio": theirs["cpu_ratio_to_no_saves"],
+            "wall_overhead_percent": theirs["wall_overhead_percent"],
+            "cpu_overhead_percent": theirs["cpu_overhead_percent"],
+            "stall_seconds_per_save": theirs["stall_seconds_per_save"],
+        }
+        if name != REKINDLE_EVERY_EPOCH:
+            row["rekindle_ahead_wall"] = verdicts.ahead_of(
+                ours["wall_overhead_percent"],
+                theirs["wall_overhead_percent"],
+                wall_floor,
+                rounds=rounds,
+            )
+            row["rekindle_ahead_cpu"] = verdicts.ahead_of(
+                ours["cpu_overhead_percent"],
+                theirs["cpu_overhead_percent"],
+                cpu_floor,
+                rounds=rounds,
+            )
+        rows.append(row)
+    return rows
+
+
+def checkpoint_overhead(
+    quick: bool, epoch_seconds: float | None = None, *, peers: bool = True, units: int = BIG_UNITS
+) -> dict[str, Any]:
+    """Interleaved rounds (A A' B C ... P0 P1 P2, A A' B C ...) of two-epoch segments on one model.
+
+    With ``peers`` each round also runs plain ``model.fit`` without a callback, with
+    Keras ``ModelCheckpoint`` and with ``BackupAndRestore`` (issue #19, point 5).
+    ``units`` shrinks the model for the smoke test (``tests/bench``).
+    """
     target = epoch_seconds or (QUICK_EPOCH_SECONDS if quick else EPOCH_SECONDS)
     rounds = 1 if quick else 3
     import keras
 
     from rekindle_trainer.core.config import parse_config
 
-    config = parse_config({"epochs": 2, "hyperparameters": {"samples": 64 * WARM_UP_STEPS}})
+    config = parse_config(
+        {"epochs": 2, "hyperparameters": {"samples": 64 * WARM_UP_STEPS, "units": units}}
+    )
     keras.utils.set_random_seed(config.seed)
     setup = build_big(config)
     model = setup.model
@@ -337,16 +476,19 @@ def checkpoint_overhead(quick: bool, epoch_seconds: float | None = None) -> dict
         warm = _segment(model, setup.train, Path(tmp) / "warm-up", NO_SAVES, WARM_UP_STEPS)
         steps_per_epoch = max(WARM_UP_STEPS, round(target * warm.steps_per_second))
         data = big_data(64 * steps_per_epoch, config.seed)
-        variants = _variants(steps_per_epoch)
+        variants = _variants(steps_per_epoch, peers)
         runs: dict[str, list[_Segment]] = {name: [] for name in variants}
         for round_ in range(rounds):
-            for name, checkpoint in variants.items():
-                folder = Path(tmp) / f"{len(runs[name])}-{round_}-{name[:8].replace(' ', '-')}"
-                runs[name].append(_segment(model, data, folder, checkpoint, steps_per_epoch))
+            for index, (name, spec) in enumerate(variants.items()):
+                folder = Path(tmp) / f"{round_}-{index}"
+                runs[name].append(_run_variant(model, data, folder, spec, steps_per_epoch))
                 shutil.rmtree(folder, ignore_errors=True)
             copies.append(_host_copies(model))
-    base = runs["no saves"]
-    figures = {name: _variant_figures(results, base) for name, results in runs.items()}
+    base = runs[REKINDLE_NONE]
+    figures = {
+        name: _variant_figures(results, runs[baseline_of(variants[name])])
+        for name, results in runs.items()
+    }
     every_epoch = figures["every epoch"]
     stall = every_epoch["stall_seconds_per_save"]["median"]
     writer_cpu = every_epoch["writer_cpu_seconds_per_save"]["median"]
@@ -358,6 +500,12 @@ def checkpoint_overhead(quick: bool, epoch_seconds: float | None = None) -> dict
         )
     }
     bound = bounded_overhead(stall, writer_cpu, epoch_seconds)
+    peer_rows = peer_comparison(
+        figures,
+        verdicts.noise_floor_percent(control_wall),
+        verdicts.noise_floor_percent(control_cpu),
+        rounds,
+    )
     reference = {key: round(statistics.median(c[key] for c in copies), 4) for key in copies[0]}
     return {
         "parameters": model.count_params(),
@@ -373,6 +521,7 @@ def checkpoint_overhead(quick: bool, epoch_seconds: float | None = None) -> dict
         "host_copy_seconds": reference,
         "stall_within_host_copy": stall <= reference["state_numpy_seconds"],
         "bounded_overhead": bound,
+        "peers": peer_rows,
     }
 
 
@@ -641,6 +790,41 @@ def _print_overhead(overhead: dict[str, Any]) -> None:
         ],
     )
     _print_verdicts(overhead)
+    _print_peers(overhead)
+
+
+def _print_peers(overhead: dict[str, Any]) -> None:
+    """Rekindle's save per epoch beside the Keras peers', each against its own baseline."""
+    rows = overhead.get("peers", [])
+    if len(rows) < 2:
+        return
+    print_table(
+        "Peers side by side (same model, same rounds; each ratio against its own trainer's "
+        "no-saves segment: Rekindle's session, or plain model.fit; median [min-max])",
+        [
+            "saves every epoch",
+            "wall ratio",
+            "CPU s/step ratio",
+            "wall overhead %",
+            "CPU overhead %",
+            "stall s/save",
+            "Rekindle ahead (wall)",
+            "Rekindle ahead (CPU)",
+        ],
+        [
+            [
+                r["variant"],
+                _fmt(r["wall_ratio"]),
+                _fmt(r["cpu_ratio"]),
+                r["wall_overhead_percent"],
+                r["cpu_overhead_percent"],
+                _fmt(r["stall_seconds_per_save"]),
+                r.get("rekindle_ahead_wall", "-"),
+                r.get("rekindle_ahead_cpu", "-"),
+            ]
+            for r in rows
+        ],
+    )
 
 
 def _print_verdicts(overhead: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ benchmarks write these strings into their JSON and their printed tables, and
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Callable, Iterable, Mapping
 
 MET = "met"
@@ -32,6 +33,25 @@ def at_most(measured: float, goal: float) -> str:
 def below(measured: float, goal: float) -> str:
     """``measured < goal``: a strict limit ("p99 under 250 ms")."""
     return MET if _number("measured", measured) < _number("goal", goal) else NOT_MET
+
+
+#: Repetitions a ratio needs before its median is judged (one is one draw).
+MIN_RATIO_REPETITIONS = 2
+
+
+def ratio_at_least(ratios: Iterable[float], goal: float) -> str:
+    """A throughput ratio's median at or above its goal ("restore at 0.8 of disk speed").
+
+    Each ratio is one repetition's side-by-side pair; with fewer than
+    :data:`MIN_RATIO_REPETITIONS` the figure is one draw: "not resolved".
+    """
+    listed = [_number("ratios[]", r) for r in ratios]
+    if len(listed) < MIN_RATIO_REPETITIONS:
+        return (
+            f"not resolved ({len(listed)} repetition(s): a ratio needs "
+            f"{MIN_RATIO_REPETITIONS} or more)"
+        )
+    return MET if statistics.median(listed) >= _number("goal", goal) else NOT_MET
 
 
 def noise_floor_percent(control_ratios: Iterable[float]) -> float:
@@ -86,6 +106,29 @@ def overhead(
     if floor > goal:
         return f"not resolved (noise floor {floor:g} % wider than goal {goal:g} %)"
     return at_most(overhead_percent, goal)
+
+
+def ahead_of(ours_percent: float, theirs_percent: float, noise_floor: float, *, rounds: int) -> str:
+    """Our overhead below a peer's by more than the noise floor ("ahead of the peers").
+
+    Both overheads are medians over the same interleaved rounds, each against its own
+    trainer's baseline. "met" when ours is lower by more than the A/A control's
+    noise floor, "not met" when higher by more, else "not resolved": a difference
+    inside the floor is not one the run can show. One round is one draw.
+    """
+    ours, theirs = _number("ours_percent", ours_percent), _number("theirs_percent", theirs_percent)
+    floor = _number("noise_floor", noise_floor)
+    if rounds < MIN_CONTROL_ROUNDS:
+        return (
+            f"not resolved ({rounds} round(s): the A/A control needs "
+            f"{MIN_CONTROL_ROUNDS} or more to show a spread)"
+        )
+    difference = round(theirs - ours, 2)
+    if difference > floor:
+        return MET
+    if difference < -floor:
+        return NOT_MET
+    return f"not resolved (difference {difference:g} points within the noise floor {floor:g} %)"
 
 
 def idle_requests(

@@ -151,3 +151,43 @@ def test_combined_needs_a_verdict() -> None:
 )
 def test_latency_below(measured: float, floor: float, expected: str) -> None:
     assert verdicts.latency_below(measured, 250.0, floor) == expected
+
+
+@pytest.mark.parametrize(
+    ("ratios", "expected"),
+    [
+        ([0.9, 0.7, 0.85], "met"),
+        ([0.8, 0.8], "met"),  # on the goal
+        ([0.5, 0.79, 0.95], "not met"),
+        ([0.95], "not resolved (1 repetition(s): a ratio needs 2 or more)"),
+    ],
+)
+def test_ratio_at_least(ratios: list[float], expected: str) -> None:
+    assert verdicts.ratio_at_least(ratios, 0.8) == expected
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "floor", "rounds", "expected"),
+    [
+        # Issue #19's earlier figures: ModelCheckpoint +9.7 %, BackupAndRestore +3.4 %.
+        (1.0, 9.7, 3.0, 3, "met"),
+        (1.0, 3.4, 3.0, 3, "not resolved (difference 2.4 points within the noise floor 3 %)"),
+        (6.0, 1.0, 3.0, 3, "not met"),
+        (
+            -1.05,
+            9.7,
+            13.25,
+            3,
+            "not resolved (difference 10.75 points within the noise floor 13.25 %)",
+        ),
+        (
+            1.0,
+            9.7,
+            0.5,
+            1,
+            "not resolved (1 round(s): the A/A control needs 2 or more to show a spread)",
+        ),
+    ],
+)
+def test_ahead_of(ours: float, theirs: float, floor: float, rounds: int, expected: str) -> None:
+    assert verdicts.ahead_of(ours, theirs, floor, rounds=rounds) == expected

@@ -194,3 +194,59 @@ def test_names_parse_and_others_are_ignored(tmp_path: Path) -> None:
 def test_keep_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="keep"):
         CheckpointStore(tmp_path, keep=0)
+
+
+def test_load_reads_the_state_file_once_into_one_buffer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restore at disk speed: one pass checksums and reads; the arrays are views, not copies."""
+    from rekindle_trainer.checkpoint import store as store_module
+
+    store = CheckpointStore(tmp_path)
+    published = store.write(snap(2, 40))
+    opened: list[str] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: object, **kwargs: object) -> object:
+        if self.name == STATE_FILE:
+            opened.append(str(self))
+        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    monkeypatch.setattr(store_module, "_CHUNK", 16)  # many chunks: the checksum spans them
+    loaded = store.load(published.name)
+    assert len(opened) == 1
+    w, s = (a for _, a in loaded.groups["model"])
+    assert w.base is s.base  # both views of the one buffer read
+    assert all(a.flags.aligned for arrays in loaded.groups.values() for _, a in arrays)
+    assert w.tobytes() == snap(2, 40).groups["model"][0][1].tobytes()
+
+
+def test_a_misaligned_array_is_copied_aligned(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    odd = Snapshot(
+        groups={"model": [("b", np.array([1, 2, 3], dtype="int8")), ("w", np.arange(3.0))]},
+        meta={"epoch": 1, "step": 1, "step_in_epoch": 0, "trigger": "epoch"},
+    )
+    loaded = store.load(store.write(odd).name)
+    w = loaded.groups["model"][1][1]
+    assert w.flags.aligned
+    assert w.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_a_state_file_that_changes_size_while_read_is_corrupt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rekindle_trainer.checkpoint import store as store_module
+
+    store = CheckpointStore(tmp_path)
+    published = store.write(snap(2, 40))
+    real_read = store_module._read_file
+
+    def shrinking(path: Path, size: int, **kwargs: bool) -> tuple[str, np.ndarray]:
+        path.write_bytes(path.read_bytes()[:-8])  # truncated after the size check
+        return real_read(path, size, **kwargs)
+
+    monkeypatch.setattr(store_module, "_read_file", shrinking)
+    with pytest.raises(CorruptCheckpoint, match=r"unreadable .*expected"):
+        store.load(published.name)
