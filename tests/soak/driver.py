@@ -25,16 +25,23 @@ from typing import Any
 from tests.e2e import manifests
 from tests.e2e.backend import wait_until
 from tests.e2e.emulated import EmulatedCluster
+from tests.soak import plan
 from tests.soak.plan import GRACEFUL, Fault, FaultKind, Plan, expected_restarts, target_epoch
 
 #: One job's run, faults and restarts included, on a loaded 2-core machine.
 JOB_TIMEOUT = 900.0
 #: What every soak job changes in the scenario manifest: room for every fault.
 SOAK_SPEC: dict[str, Any] = {
+    # The example's own pace (early stop near epoch 48, not the scenarios' 18): on a
+    # quiet machine an epoch takes well under a second, and faults need room.
+    "training": {"epochs": 60, "hyperparameters": {"learningRate": 0.001}},
+    "earlyStopping": {"minDelta": 0.001},
     "restartPolicy": {"maxRestarts": 30, "backoff": {"initialSeconds": 1, "maxSeconds": 2}},
 }
 CLAIM_OF = "{job}-checkpoints"
 FINAL = frozenset({"Succeeded", "Failed"})
+#: A fault lands only this many epochs or more before the early stop (see plan.target_epoch).
+MARGIN_EPOCHS = plan.MARGIN_EPOCHS
 
 
 class SharedExclusive:
@@ -182,6 +189,9 @@ class Soak:
             return True
         pod = f"{name}-{attempt}"
         with self.lock.shared():
+            if not self._still_training(name, attempt, stop_epoch):
+                log(f"{name}: no room for {fault.kind}, it ran on while the operator was away")
+                return False
             self._inject(fault.kind, pod)
             log(f"{fault.kind} {pod} (waited for epoch {target})")
             status = self.cluster.wait_job(
@@ -191,6 +201,9 @@ class Soak:
                 what=f"the attempt after {fault.kind} of {pod}",
             ).get("status", {})
         if int(status.get("attempt") or 0) <= attempt:
+            if self.cluster.termination(pod).get("exitCode") == 0:
+                log(f"{name}: {fault.kind} of {pod} came after its trainer had finished")
+                return False
             raise AssertionError(
                 f"{fault.kind} of {pod} was not counted: the job ended {status.get('phase')} "
                 f"at attempt {status.get('attempt')}, restarts {status.get('restarts')}"
@@ -207,11 +220,18 @@ class Soak:
             log("operator started")
             self.operator_kills += 1
 
+    def _still_training(self, name: str, attempt: int, stop_epoch: int) -> bool:
+        """Whether ``attempt`` still runs, short of the last epochs (checked before a fault)."""
+        status = (self.cluster.get("trainingjobs", name) or {}).get("status") or {}
+        if status.get("phase") in FINAL or int(status.get("attempt") or 0) != attempt:
+            return False
+        return self._newest_epoch(name) <= stop_epoch - MARGIN_EPOCHS
+
     def _attempt_with_checkpoint(self, name: str, target: int, stop_epoch: int) -> int | None:
         """The running attempt once it published a checkpoint of ``target``.
 
         None when the run has no room left: the job ended, or the attempt is
-        already within two epochs of the early stop (a fault could land after it).
+        already within MARGIN_EPOCHS of the early stop (a fault could land after it).
         """
         no_room = -1
 
@@ -227,7 +247,7 @@ class Soak:
             ]
             if not attempt or not mine or max(mine) < target:
                 return None
-            if max(mine) > stop_epoch - 2:
+            if max(mine) > stop_epoch - MARGIN_EPOCHS:
                 log(f"{name}: no room for epoch {target}, attempt {attempt} is at {max(mine)}")
                 return no_room
             return attempt

@@ -38,6 +38,10 @@ EXPECTED_CAUSE: dict[FaultKind, str | None] = {
     FaultKind.OPERATOR_KILLED: None,
 }
 
+#: A fault lands at least this many epochs before the early stop, so that the trainer
+#: still trains when it lands (an epoch of the soak's jobs can take well under a second).
+MARGIN_EPOCHS = 3
+
 #: Faults after which the trainer saved (SIGTERM): they lose no step.
 GRACEFUL = frozenset({FaultKind.PREEMPT, FaultKind.EVICT, FaultKind.DELETE})
 
@@ -126,7 +130,7 @@ def target_epoch(at: float, *, stop_epoch: int, reached: int, left: int) -> int 
     Sharing what is left (not the whole run) keeps room for the later faults
     when an earlier one landed late (an operator restart under load).
     """
-    last = stop_epoch - 2
+    last = stop_epoch - MARGIN_EPOCHS
     share = (last - reached) / max(left, 1)
     target = reached + max(1, math.floor(at * share))
     return target if target <= last else None

@@ -35,15 +35,15 @@ def test_too_many_faults_for_the_jobs_is_refused_with_the_fix() -> None:
 @pytest.mark.parametrize(
     ("at", "stop", "reached", "left", "expected"),
     [
-        (0.5, 20, 0, 1, 9),  # half of the 18 epochs before the last two
-        (0.5, 20, 0, 3, 3),  # half of its third of them
+        (0.5, 20, 0, 1, 8),  # half of the 17 epochs before the last three
+        (0.5, 20, 0, 3, 2),  # half of its third of them
         (0.01, 20, 0, 1, 1),  # never epoch 0: a checkpoint of the attempt is needed
         (0.2, 20, 7, 1, 9),  # past the previous fault's checkpoint
         (0.9, 20, 12, 3, 13),  # a late previous fault leaves less room: shared anew
-        (0.9, 20, 17, 2, 18),  # at least one epoch on
-        (0.5, 20, 18, 1, None),  # no room left before the early stop
-        (0.5, 3, 0, 1, 1),
-        (0.5, 2, 0, 1, None),
+        (0.9, 20, 16, 2, 17),  # at least one epoch on
+        (0.5, 20, 17, 1, None),  # no room left before the early stop
+        (0.5, 4, 0, 1, 1),
+        (0.5, 3, 0, 1, None),
     ],
 )
 def test_target_epoch(at: float, stop: int, reached: int, left: int, expected: int | None) -> None:
