@@ -1,0 +1,155 @@
+"""A ``tf.data`` pipeline resumed from its iterator's saved state instead of by skipping.
+
+Skipping ``k`` batches of a file pipeline reads, parses and decodes every one of
+them again, so a resume late in a long epoch costs time in proportion to the
+position. Instead, the trainer hands ``model.fit`` the user's dataset wrapped in
+a :class:`TrackedDataset`: each iterator Keras creates from it is remembered (the
+newest is the one training reads from), and a save serializes that iterator's
+state (``tf.data``'s own iterator checkpointing) into the same checkpoint as the
+weights, so that a torn or partial save never mixes states. With *symbolic*
+checkpointing (the default here unless the pipeline sets
+``experimental_symbolic_checkpoint``) the state is a few positions, not the
+decoded elements in the pipeline's buffers. A resumed attempt restores the
+iterator and trains on at once; the elements and their order are those of the
+uninterrupted run.
+
+It falls back to skipping, and says why in the log, when the checkpoint holds no
+iterator state (an older release wrote it, or the save could not serialize the
+pipeline), when the restore fails (the pipeline changed), or when a distribution
+strategy builds its own iterators (several replicas, a gang).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.data.ops import dataset_ops
+
+log = logging.getLogger(__name__)
+
+#: The checkpoint group and array name that hold the iterator state.
+GROUP: Final = "data"
+ARRAY: Final = "iterator"
+#: Larger states (a pipeline checkpointed in full with big buffers) are not saved.
+MAX_STATE_BYTES: Final = 256 << 20
+
+
+def with_symbolic_checkpoint(dataset: tf.data.Dataset) -> tuple[tf.data.Dataset, bool]:
+    """The dataset with symbolic checkpointing on, unless the user chose; whether it is on."""
+    chosen = dataset.options().experimental_symbolic_checkpoint
+    if chosen is not None:
+        return dataset, bool(chosen)
+    options = tf.data.Options()
+    options.experimental_symbolic_checkpoint = True
+    return dataset.with_options(options), True
+
+
+class TrackedDataset(dataset_ops.UnaryUnchangedStructureDataset):  # type: ignore[misc]
+    """The user's dataset unchanged, whose iterators are remembered and may start restored.
+
+    ``skip`` batches are read and dropped from each new iterator instead (a checkpoint
+    without iterator state): the iterator stays the pipeline's own, so that a later save
+    can still checkpoint it.
+    """
+
+    def __init__(
+        self, inner: tf.data.Dataset, tracker: IteratorTracker, state: bytes | None, skip: int
+    ) -> None:
+        self._tracker, self._state, self._skip = tracker, state, skip
+        super().__init__(inner, inner._variant_tensor)
+
+    def __iter__(self) -> Any:
+        iterator = super().__iter__()
+        if self._state is not None:
+            iterator._restore(tf.constant(self._state))
+        for _ in range(self._skip):
+            next(iterator)
+        self._tracker.started(iterator)
+        return iterator
+
+
+@dataclass
+class SavedIterator:
+    """One save's iterator state, or why there is none."""
+
+    state: np.ndarray | None
+    why_not: str | None = None
+
+
+class IteratorTracker:
+    """Remembers the iterator training reads from; saves and restores its state.
+
+    Args:
+        symbolic: whether the pipeline is checkpointed symbolically (for the log).
+    """
+
+    def __init__(self, symbolic: bool) -> None:
+        self.symbolic = symbolic
+        self._live: weakref.ref[Any] | None = None
+        #: Set once a save failed: later saves do not try again.
+        self.broken: str | None = None
+
+    def started(self, iterator: Any) -> None:
+        """Keras created ``iterator``: the newest one is the one it trains from."""
+        self._live = weakref.ref(iterator)
+
+    def wrap(
+        self, dataset: tf.data.Dataset, state: bytes | None, *, skip: int = 0
+    ) -> TrackedDataset:
+        """``dataset`` for ``fit``, its iterators starting from ``state`` (``None``: the start).
+
+        ``skip``: batches each new iterator reads and drops first.
+        """
+        return TrackedDataset(dataset, self, state, skip)
+
+    def save(self) -> SavedIterator:
+        """The live iterator's state as bytes (a uint8 array), or why there is none."""
+        if self.broken is not None:
+            return SavedIterator(None, self.broken)
+        iterator = self._live() if self._live is not None else None
+        if iterator is None:
+            return SavedIterator(None, "no iterator of the dataset is in use")
+        try:
+            raw = bytes(iterator._save().numpy())
+        except (tf.errors.OpError, ValueError, TypeError) as exc:
+            self.broken = _first_line(exc)
+            log.warning(
+                "the training dataset's iterator cannot be checkpointed (%s): a resume skips "
+                "the batches already trained instead; set "
+                "options.experimental_symbolic_checkpoint = False to checkpoint it in full",
+                self.broken,
+            )
+            return SavedIterator(None, self.broken)
+        if len(raw) > MAX_STATE_BYTES:
+            return SavedIterator(
+                None, f"its state is {len(raw)} bytes, above the {MAX_STATE_BYTES} allowed"
+            )
+        return SavedIterator(np.frombuffer(raw, dtype=np.uint8).copy())
+
+
+def check_restore(dataset: tf.data.Dataset, state: bytes) -> str | None:
+    """Restore ``state`` into a trial iterator of ``dataset``; why it failed, or ``None``."""
+    try:
+        iterator = iter(dataset)
+        iterator._restore(tf.constant(state))
+    except (tf.errors.OpError, ValueError, TypeError) as exc:
+        return _first_line(exc)
+    return None
+
+
+def saved_state(groups: dict[str, list[tuple[str, np.ndarray]]]) -> bytes | None:
+    """The iterator state a checkpoint holds, or ``None`` (older checkpoints hold none)."""
+    for name, array in groups.get(GROUP, []):
+        if name == ARRAY:
+            return np.ascontiguousarray(array, dtype=np.uint8).tobytes()
+    return None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
