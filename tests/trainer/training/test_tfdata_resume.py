@@ -80,11 +80,11 @@ def test_file_pipeline_resumes_from_its_iterator_bitwise_identical(
     loaded, _ = CheckpointStore(faulty / "ckpt").latest_valid()
     assert loaded is not None
     assert loaded.manifest["step_in_epoch"] == 8
-    assert loaded.manifest["data"]["iterator"] == "symbolic"
+    assert loaded.manifest["data"]["iterator"] == "full"
     with caplog.at_level(logging.INFO, logger="rekindle_trainer.training.data"):
         resumed = attempt(faulty, doc, number=2, build=_build)
     assert resumed.exit_code == 0
-    assert "at batch 8 from its saved iterator state (symbolic checkpoint)" in caplog.text
+    assert "at batch 8 from its saved iterator state (full checkpoint)" in caplog.text
     assert "by skipping" not in caplog.text
     helpers.assert_same_arrays(helpers.final_model(faulty), helpers.final_model(tmp_path / "ref"))
 
@@ -106,18 +106,23 @@ def test_checkpoint_without_iterator_state_resumes_by_skipping_bitwise_identical
     assert reference.exit_code == 0
 
 
-def _pipeline() -> tf.data.Dataset:
+def _pipeline(*, symbolic: bool = False) -> tf.data.Dataset:
     def slow(x: tf.Tensor) -> tf.Tensor:
         return x * 2
 
     dataset = tf.data.Dataset.range(100).shuffle(10, seed=1, reshuffle_each_iteration=False)
-    dataset = dataset.map(slow, num_parallel_calls=4, deterministic=True).batch(7)
-    return iterators.with_symbolic_checkpoint(dataset)[0]
+    dataset = dataset.map(slow, num_parallel_calls=4, deterministic=True).batch(7).prefetch(2)
+    if symbolic:
+        options = tf.data.Options()
+        options.experimental_symbolic_checkpoint = True
+        dataset = dataset.with_options(options)
+    return dataset
 
 
-def test_tracked_iterator_state_restores_the_same_following_batches() -> None:
-    tracker = iterators.IteratorTracker(symbolic=True)
-    live = iter(tracker.wrap(_pipeline(), None))
+@pytest.mark.parametrize("symbolic", [False, True])
+def test_tracked_iterator_state_restores_the_same_following_batches(symbolic: bool) -> None:
+    tracker = iterators.IteratorTracker(symbolic=symbolic)
+    live = iter(tracker.wrap(_pipeline(symbolic=symbolic), None))
     for _ in range(4):
         next(live)
     saved = tracker.save()
@@ -126,10 +131,11 @@ def test_tracked_iterator_state_restores_the_same_following_batches() -> None:
     expected = [b.numpy().tolist() for b in live]
     state = iterators.saved_state({iterators.GROUP: [(iterators.ARRAY, saved.state)]})
     assert state is not None
-    assert iterators.check_restore(_pipeline(), state) is None
-    restored = iter(iterators.IteratorTracker(symbolic=True).wrap(_pipeline(), state))
+    fresh = _pipeline(symbolic=symbolic)
+    assert iterators.check_restore(fresh, state) is None
+    restored = iter(iterators.IteratorTracker(symbolic=symbolic).wrap(fresh, state))
     assert [b.numpy().tolist() for b in restored] == expected
-    skipped = iter(iterators.IteratorTracker(symbolic=True).wrap(_pipeline(), None, skip=4))
+    skipped = iter(iterators.IteratorTracker(symbolic=symbolic).wrap(fresh, None, skip=4))
     assert [b.numpy().tolist() for b in skipped] == expected
 
 
@@ -139,7 +145,7 @@ def test_a_state_from_another_pipeline_does_not_restore_and_older_checkpoints_ho
     next(live)
     saved = tracker.save()
     assert saved.state is not None
-    other = iterators.with_symbolic_checkpoint(tf.data.TFRecordDataset(["x"]))[0]
+    other = tf.data.TFRecordDataset(["x"])
     assert iterators.check_restore(other, saved.state.tobytes()) is not None
     assert iterators.saved_state({"model": []}) is None
     assert iterators.IteratorTracker(symbolic=True).save().why_not == (
@@ -147,12 +153,9 @@ def test_a_state_from_another_pipeline_does_not_restore_and_older_checkpoints_ho
     )
 
 
-def test_the_users_choice_of_symbolic_checkpointing_is_kept() -> None:
-    options = tf.data.Options()
-    options.experimental_symbolic_checkpoint = False
-    chosen = tf.data.Dataset.range(3).with_options(options)
-    assert iterators.with_symbolic_checkpoint(chosen)[1] is False
-    assert iterators.with_symbolic_checkpoint(tf.data.Dataset.range(3))[1] is True
+def test_symbolic_checkpointing_is_the_pipelines_choice() -> None:
+    assert iterators.is_symbolic(_pipeline(symbolic=True)) is True
+    assert iterators.is_symbolic(_pipeline()) is False
 
 
 def test_several_replicas_keep_resuming_by_skipping_and_say_why() -> None:

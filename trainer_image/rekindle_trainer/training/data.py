@@ -221,8 +221,7 @@ class DatasetSource:
         self.untracked_because = iterator_checkpoints
         self.tracker: iterators.IteratorTracker | None = None
         if iterator_checkpoints is None:
-            self.dataset, symbolic = iterators.with_symbolic_checkpoint(dataset)
-            self.tracker = iterators.IteratorTracker(symbolic)
+            self.tracker = iterators.IteratorTracker(iterators.is_symbolic(dataset))
         #: The iterator state of the checkpoint this attempt resumed from, if it holds one.
         self.restored_state: bytes | None = None
 

@@ -6,10 +6,11 @@ position. Instead, the trainer hands ``model.fit`` the user's dataset wrapped in
 a :class:`TrackedDataset`: each iterator Keras creates from it is remembered (the
 newest is the one training reads from), and a save serializes that iterator's
 state (``tf.data``'s own iterator checkpointing) into the same checkpoint as the
-weights, so that a torn or partial save never mixes states. With *symbolic*
-checkpointing (the default here unless the pipeline sets
-``experimental_symbolic_checkpoint``) the state is a few positions, not the
-decoded elements in the pipeline's buffers. A resumed attempt restores the
+weights, so that a torn or partial save never mixes states. The state holds the
+elements in the pipeline's buffers (shuffle, prefetch, parallel map), up to
+:data:`MAX_STATE_BYTES`; a pipeline that sets
+``options.experimental_symbolic_checkpoint = True`` saves positions only and
+computes those elements again on restore. A resumed attempt restores the
 iterator and trains on at once; the elements and their order are those of the
 uninterrupted run.
 
@@ -39,14 +40,15 @@ ARRAY: Final = "iterator"
 MAX_STATE_BYTES: Final = 256 << 20
 
 
-def with_symbolic_checkpoint(dataset: tf.data.Dataset) -> tuple[tf.data.Dataset, bool]:
-    """The dataset with symbolic checkpointing on, unless the user chose; whether it is on."""
-    chosen = dataset.options().experimental_symbolic_checkpoint
-    if chosen is not None:
-        return dataset, bool(chosen)
-    options = tf.data.Options()
-    options.experimental_symbolic_checkpoint = True
-    return dataset.with_options(options), True
+def is_symbolic(dataset: tf.data.Dataset) -> bool:
+    """Whether the pipeline asks for symbolic checkpointing (else it is checkpointed in full).
+
+    Symbolic checkpointing is left to the pipeline: on TensorFlow 2.21 turning it on
+    slowed a parallel-map TFRecord pipeline down by 1.8x on every step (measured:
+    ``docs/benchmarks.md``), to save a state that is small anyway when the buffers are
+    (records in a shuffle buffer, a few prefetched batches).
+    """
+    return bool(dataset.options().experimental_symbolic_checkpoint)
 
 
 class TrackedDataset(dataset_ops.UnaryUnchangedStructureDataset):  # type: ignore[misc]
@@ -120,14 +122,15 @@ class IteratorTracker:
             self.broken = _first_line(exc)
             log.warning(
                 "the training dataset's iterator cannot be checkpointed (%s): a resume skips "
-                "the batches already trained instead; set "
-                "options.experimental_symbolic_checkpoint = False to checkpoint it in full",
+                "the batches already trained instead",
                 self.broken,
             )
             return SavedIterator(None, self.broken)
         if len(raw) > MAX_STATE_BYTES:
             return SavedIterator(
-                None, f"its state is {len(raw)} bytes, above the {MAX_STATE_BYTES} allowed"
+                None,
+                f"its state is {len(raw)} bytes, above the {MAX_STATE_BYTES} allowed; set "
+                "options.experimental_symbolic_checkpoint = True to save positions only",
             )
         return SavedIterator(np.frombuffer(raw, dtype=np.uint8).copy())
 
