@@ -184,15 +184,98 @@ def measure(records: int, map_cost: int, rounds: int) -> dict[str, Any]:
     }
 
 
+def _first_batch(source: Any, skip: int, state: bytes | None) -> tuple[float, Any]:
+    """Seconds from asking the source for the rest of the epoch to its first batch; the batch."""
+    began = time.perf_counter()
+    source.restored_state = state
+    iterator = iter(source.segment(0, 1, skip).x)
+    batch = next(iterator)
+    return time.perf_counter() - began, batch
+
+
+def data_path(records: int, map_cost: int, rounds: int) -> dict[str, Any]:
+    """The data path alone, in one process: asking for the resumed epoch to its first batch.
+
+    The pipeline is built once per measurement (as an attempt builds it); the iterator
+    states at 10/50/90 % come from one pass over the epoch. No process start, no model:
+    what iterator restore changes, without the start-up that dominates the timings above.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    from rekindle_trainer.examples import digits_records
+    from rekindle_trainer.training import data
+
+    config: Any = argparse.Namespace(seed=3, batch_size=BATCH, hyperparameters={})
+    steps_per_epoch = -(-records // BATCH)
+    steps = {p: steps_per_epoch * p // 100 for p in POSITIONS}
+    with tempfile.TemporaryDirectory(prefix="rekindle-bench-tfdata-") as tmp:
+        x, y, _, _ = digits_records._split(config.seed)
+        files = digits_records.write_records(Path(tmp) / "records", x, y, records, 8)
+
+        def source() -> Any:
+            dataset = digits_records.pipeline(files, records, config, 1024, map_cost)
+            return data.DatasetSource(dataset, None, True)
+
+        first = source()
+        assert first.tracker is not None
+        live = iter(first.tracker.wrap(first.dataset, None))
+        states: dict[int, bytes] = {}
+        for step in range(1, max(steps.values()) + 1):
+            next(live)
+            percent = next((p for p, s in steps.items() if s == step), None)
+            if percent is not None:
+                saved = first.tracker.save().state
+                assert saved is not None
+                states[percent] = saved.tobytes()
+        seconds: dict[str, list[float]] = {"0%": []}
+        for p in POSITIONS:
+            seconds[f"iterator {p}%"], seconds[f"skip {p}%"] = [], []
+        same = True
+        for _ in range(rounds):
+            seconds["0%"].append(_first_batch(source(), 0, None)[0])
+            for p in POSITIONS:
+                took, restored = _first_batch(source(), steps[p], states[p])
+                seconds[f"iterator {p}%"].append(took)
+                took, skipped = _first_batch(source(), steps[p], None)
+                seconds[f"skip {p}%"].append(took)
+                same = same and all(
+                    np.array_equal(a, b)
+                    for a, b in zip(
+                        tf.nest.flatten(restored), tf.nest.flatten(skipped), strict=True
+                    )
+                )
+    return {
+        "seconds": {v: [round(s, 3) for s in values] for v, values in seconds.items()},
+        "median_seconds": {v: round(statistics.median(s), 3) for v, s in seconds.items()},
+        "restored_batch_equals_skipped_batch": same,
+        "state_bytes": {f"{p}%": len(states[p]) for p in POSITIONS},
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small smoke run")
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--map-cost", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--data-path-only", action="store_true", help="only the in-process data-path figures"
+    )
     args = parser.parse_args(argv)
     records, rounds = (3_200, 1) if args.quick else (args.records, args.rounds)
-    figures = measure(records, args.map_cost, rounds)
+    inner = data_path(records, args.map_cost, rounds)
+    print_table(
+        "data path alone: asking for the resumed epoch to its first batch (in one process)",
+        ["variant", "median s", "each round (s)"],
+        [[v, inner["median_seconds"][v], inner["seconds"][v]] for v in inner["seconds"]],
+    )
+    same = inner["restored_batch_equals_skipped_batch"]
+    print(f"restored first batch == skipped first batch: {same}")
+    if args.data_path_only:
+        write_result("tfdata-data-path", {"records": records, "map_cost": args.map_cost, **inner})
+        return 0
+    figures = {**measure(records, args.map_cost, rounds), "data_path": inner}
     path = write_result("tfdata", figures)
     rows = [
         [

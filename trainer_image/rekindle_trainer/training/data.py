@@ -247,23 +247,15 @@ class DatasetSource:
         if not skip:
             return Segment(self.tracker.wrap(self.dataset, None), self.configured_steps)
         rest = self.steps_per_epoch - skip
-        why = (
-            "the checkpoint holds no iterator state (written by an older release, or "
-            "the save could not serialize the pipeline)"
-        )
-        if state is not None:
-            failed = iterators.check_restore(self.dataset, state)
-            if failed is None:
-                log.info(
-                    "resuming the tf.data pipeline at batch %d from its saved iterator state "
-                    "(%s checkpoint): no batch is read again",
-                    skip,
-                    "symbolic" if self.tracker.symbolic else "full",
-                )
-                return Segment(self.tracker.wrap(self.dataset, state), rest)
-            why = f"its saved iterator state does not restore ({failed}); was the pipeline changed?"
-        log.warning("resuming the tf.data pipeline by skipping %d batch(es): %s", skip, why)
-        return Segment(self.tracker.wrap(self.dataset, None, skip=skip), rest)
+        if state is None:
+            log.warning(
+                "resuming the tf.data pipeline by skipping %d batch(es): the checkpoint holds no "
+                "iterator state (written by an older release, or the save could not serialize "
+                "the pipeline)",
+                skip,
+            )
+        # Restored when training starts; the log then says how, or why it skipped after all.
+        return Segment(self.tracker.wrap(self.dataset, state, skip=skip), rest)
 
 
 class _SkippedPyDataset(keras.utils.PyDataset):  # type: ignore[misc]

@@ -54,25 +54,50 @@ def is_symbolic(dataset: tf.data.Dataset) -> bool:
 class TrackedDataset(dataset_ops.UnaryUnchangedStructureDataset):  # type: ignore[misc]
     """The user's dataset unchanged, whose iterators are remembered and may start restored.
 
-    ``skip`` batches are read and dropped from each new iterator instead (a checkpoint
-    without iterator state): the iterator stays the pipeline's own, so that a later save
-    can still checkpoint it.
+    Each new iterator is restored from ``state``; without one, or when it does not
+    restore (the pipeline changed), ``skip`` batches are read and dropped instead: the
+    iterator stays the pipeline's own, so that a later save can still checkpoint it.
+    The first iterator logs which way it went.
     """
 
     def __init__(
         self, inner: tf.data.Dataset, tracker: IteratorTracker, state: bytes | None, skip: int
     ) -> None:
         self._tracker, self._state, self._skip = tracker, state, skip
+        self._told = state is None  # a resume by skipping was logged by the caller
         super().__init__(inner, inner._variant_tensor)
 
     def __iter__(self) -> Any:
         iterator = super().__iter__()
         if self._state is not None:
-            iterator._restore(tf.constant(self._state))
-        for _ in range(self._skip):
-            next(iterator)
+            try:
+                iterator._restore(tf.constant(self._state))
+            except (tf.errors.OpError, ValueError, TypeError) as exc:
+                self._state = None  # this and any later iterator skip
+                iterator = super().__iter__()
+                log.warning(
+                    "resuming the tf.data pipeline by skipping %d batch(es): its saved iterator "
+                    "state does not restore (%s); was the pipeline changed?",
+                    self._skip,
+                    _first_line(exc),
+                )
+            else:
+                self._tell_restored()
+        if self._state is None:
+            for _ in range(self._skip):
+                next(iterator)
         self._tracker.started(iterator)
         return iterator
+
+    def _tell_restored(self) -> None:
+        if not self._told:
+            self._told = True
+            log.info(
+                "resuming the tf.data pipeline at batch %d from its saved iterator state "
+                "(%s checkpoint): no batch is read again",
+                self._skip,
+                "symbolic" if self._tracker.symbolic else "full",
+            )
 
 
 @dataclass
@@ -103,10 +128,7 @@ class IteratorTracker:
     def wrap(
         self, dataset: tf.data.Dataset, state: bytes | None, *, skip: int = 0
     ) -> TrackedDataset:
-        """``dataset`` for ``fit``, its iterators starting from ``state`` (``None``: the start).
-
-        ``skip``: batches each new iterator reads and drops first.
-        """
+        """``dataset`` for ``fit``, its iterators starting from ``state``, else batch ``skip``."""
         return TrackedDataset(dataset, self, state, skip)
 
     def save(self) -> SavedIterator:
@@ -133,16 +155,6 @@ class IteratorTracker:
                 "options.experimental_symbolic_checkpoint = True to save positions only",
             )
         return SavedIterator(np.frombuffer(raw, dtype=np.uint8).copy())
-
-
-def check_restore(dataset: tf.data.Dataset, state: bytes) -> str | None:
-    """Restore ``state`` into a trial iterator of ``dataset``; why it failed, or ``None``."""
-    try:
-        iterator = iter(dataset)
-        iterator._restore(tf.constant(state))
-    except (tf.errors.OpError, ValueError, TypeError) as exc:
-        return _first_line(exc)
-    return None
 
 
 def saved_state(groups: dict[str, list[tuple[str, np.ndarray]]]) -> bytes | None:
