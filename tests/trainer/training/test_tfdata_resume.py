@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -166,6 +167,14 @@ def test_symbolic_checkpointing_is_the_pipelines_choice() -> None:
     assert iterators.is_symbolic(_pipeline()) is False
 
 
-def test_several_replicas_keep_resuming_by_skipping_and_say_why() -> None:
-    assert loop._untracked_because(1) is None
-    assert "2 replicas" in str(loop._untracked_because(2))
+def test_a_distribution_strategy_keeps_resuming_by_skipping_and_says_why() -> None:
+    def model() -> keras.Model:
+        return keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+    assert loop._untracked_because(model()) is None
+    with tf.distribute.MirroredStrategy(["/cpu:0"]).scope():
+        mirrored = model()
+    assert loop._untracked_because(mirrored) == (
+        "MirroredStrategy with 1 replica(s) builds its own iterators from the dataset, "
+        "which are not checkpointed"
+    )

@@ -190,8 +190,8 @@ def _check_shard(available: int, batch_size: int, steps_per_epoch: int, replicas
 class DatasetSource:
     """A ``tf.data.Dataset`` of batches supplied by the user.
 
-    With ``iterator_checkpoints`` (one replica: Keras iterates the dataset itself)
-    its iterator is tracked (see :mod:`~rekindle_trainer.training.iterators`): every
+    Unless ``iterator_checkpoints`` says why not (a distribution strategy builds its
+    own iterators), the iterator Keras creates is tracked (see :mod:`~rekindle_trainer.training.iterators`): every
     mid-epoch save holds the iterator's state, and an epoch resumed from such a
     checkpoint restores it instead of skipping the batches already trained.
     """

@@ -17,7 +17,7 @@ uninterrupted run.
 It falls back to skipping, and says why in the log, when the checkpoint holds no
 iterator state (an older release wrote it, or the save could not serialize the
 pipeline), when the restore fails (the pipeline changed), or when a distribution
-strategy builds its own iterators (several replicas, a gang).
+strategy builds its own iterators (``MirroredStrategy``, even over one device; a gang).
 """
 
 from __future__ import annotations

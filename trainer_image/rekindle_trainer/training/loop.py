@@ -154,7 +154,7 @@ def _build_data(setup: TrainingSetup, config: TrainerConfig) -> TrainingData:
         config.steps_per_epoch,
         setup.replayable,
         shard=data.Shard.of(setup.model.distribute_strategy),
-        iterator_checkpoints=_untracked_because(strategy.replicas(setup.model)),
+        iterator_checkpoints=_untracked_because(setup.model),
     )
     validation = data.validation_arguments(setup.validation, config.batch_size)
     es = config.early_stopping
@@ -170,19 +170,21 @@ def _build_data(setup: TrainingSetup, config: TrainerConfig) -> TrainingData:
     return TrainingData(source, validation)
 
 
-def _untracked_because(replicas: int) -> str | None:
+def _untracked_because(model: Any) -> str | None:
     """Why a dataset's iterator cannot be checkpointed here, or ``None`` when it can.
 
-    With several replicas (``MirroredStrategy``, a gang's ``MultiWorkerMirroredStrategy``)
-    the strategy builds its own per-device iterators from the dataset, which Keras holds
-    and which ``tf.data`` cannot checkpoint the same way; those keep resuming by skipping.
+    Keras iterates the dataset itself only under the default strategy. Under any other
+    (``MirroredStrategy``, even over one device; a gang's ``MultiWorkerMirroredStrategy``)
+    the strategy builds its own per-device iterators from the dataset's graph, which
+    ``tf.data`` cannot checkpoint the same way; those keep resuming by skipping.
     """
-    if replicas > 1:
-        return (
-            f"{replicas} replicas: the distribution strategy builds its own iterators, "
-            "which are not checkpointed"
-        )
-    return None
+    strategy = getattr(model, "_distribute_strategy", None)
+    if strategy is None:
+        return None
+    return (
+        f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) builds its "
+        "own iterators from the dataset, which are not checkpointed"
+    )
 
 
 def _finished_before(store: CheckpointStore, reporter: Reporter) -> TerminationMessage | None:

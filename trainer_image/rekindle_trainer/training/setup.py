@@ -19,9 +19,9 @@ over the replicas) and ``config.seed`` as it likes. Training data may be
   iterating it again yields the same batches in the same order (e.g. no
   ``shuffle``, or ``shuffle(seed=…, reshuffle_each_iteration=False)``; a
   ``PyDataset`` whose ``__getitem__`` depends on the index only). A
-  ``tf.data.Dataset`` on one replica resumes mid-epoch from its iterator's
+  ``tf.data.Dataset`` on one device (no distribution strategy) resumes mid-epoch from its iterator's
   state saved in the checkpoint (see ``training.iterators``); a ``PyDataset``,
-  a checkpoint without that state, or several replicas skip the batches already
+  a checkpoint without that state, or a distribution strategy skip the batches already
   trained in the interrupted epoch.
 """
 
