@@ -191,9 +191,10 @@ class DatasetSource:
     """A ``tf.data.Dataset`` of batches supplied by the user.
 
     Unless ``iterator_checkpoints`` says why not (a distribution strategy builds its
-    own iterators), the iterator Keras creates is tracked (see :mod:`~rekindle_trainer.training.iterators`): every
-    mid-epoch save holds the iterator's state, and an epoch resumed from such a
-    checkpoint restores it instead of skipping the batches already trained.
+    own iterators), the iterator Keras creates is tracked (see
+    :mod:`~rekindle_trainer.training.iterators`): every mid-epoch save holds the
+    iterator's state, and an epoch resumed from such a checkpoint restores it instead
+    of skipping the batches already trained.
     """
 
     kind = "tf.data"
