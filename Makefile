@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-disk bench-operator bench-gang soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-disk bench-tfdata bench-operator bench-gang soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -46,13 +46,17 @@ demo: dev
 		--inject sigkill@epoch=3 --inject sigterm@epoch=6
 
 ## bench: every benchmark; each writes bench/results/<name>.json and prints a table
-bench: bench-trainer bench-disk bench-operator bench-gang
+bench: bench-trainer bench-disk bench-tfdata bench-operator bench-gang
 
 bench-trainer: dev
 	$(BIN)/python -m bench.trainer
 
 bench-disk: dev
 	$(BIN)/python -m bench.disk_speed
+
+## bench-tfdata: a TFRecord pipeline resumed at 0/10/50/90 % of an epoch (iterator vs skip)
+bench-tfdata: dev
+	$(BIN)/python -m bench.tfdata
 
 bench-operator: dev
 	$(BIN)/python -m bench.operator

@@ -201,8 +201,10 @@ def _segment(
     save = Checkpointer.save
     write = saver.BackgroundSaver._write
 
-    def recording_save(self: Any, model: Any, meta: Any, *, wait: bool = False) -> float | None:
-        stall = save(self, model, meta, wait=wait)
+    def recording_save(
+        self: Any, model: Any, meta: Any, *, wait: bool = False, extra: Any = None
+    ) -> float | None:
+        stall = save(self, model, meta, wait=wait, extra=extra)
         if stall is not None:
             stalls.append(stall)
         return stall

@@ -29,8 +29,10 @@ from rekindle_trainer.core.early_stopping import (
 from rekindle_trainer.core.position import Position
 from rekindle_trainer.core.save_policy import SavePolicy
 from rekindle_trainer.reporting.reporter import Reporter, plain_logs
+from rekindle_trainer.training import iterators
 from rekindle_trainer.training.agreement import Agreement
 from rekindle_trainer.training.checkpointing import Checkpointer, RunInfo
+from rekindle_trainer.training.iterators import IteratorTracker
 
 
 class Preempted(Exception):
@@ -69,6 +71,8 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
         restore_from: the checkpoint to load into the model when training begins.
         agreement: on a gang, makes every worker see SIGTERM and the save timer at the
             same step (see :mod:`~rekindle_trainer.training.agreement`).
+        iterator: the ``tf.data`` iterator tracker, or ``None``; a save inside an epoch
+            puts the iterator's state into the same checkpoint as the weights.
     """
 
     info: RunInfo
@@ -79,6 +83,8 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
     stop_requested: threading.Event
     restore_from: Loaded | None = None
     agreement: Agreement | None = None
+    #: The training dataset's iterator, whose state mid-epoch saves hold (``tf.data`` only).
+    iterator: IteratorTracker | None = None
     #: Created at the first epoch's end, as Keras resolves ``mode="auto"`` then.
     stopper: EarlyStopper | None = None
     #: The last epoch's logs, for the final save's manifest.
@@ -199,7 +205,26 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
 
     def _save(self, trigger: str, logs: dict[str, float] | None) -> None:
         wait = trigger == "sigterm"  # the process exits right after: the write must land
-        self.checkpointer.save(self.model, self.manifest(trigger, logs), wait=wait)
+        meta = self.manifest(trigger, logs)
+        extra = self._iterator_state(meta)
+        self.checkpointer.save(self.model, meta, wait=wait, extra=extra)
+
+    def _iterator_state(self, meta: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
+        """The iterator's state as an extra checkpoint group, inside an epoch only.
+
+        At an epoch's end the next epoch starts a fresh iterator, so nothing is saved;
+        ``meta["data"]`` records how the iterator was saved, or why it was not.
+        """
+        inside = 0 < self.position.step_in_epoch < self.info.steps_per_epoch
+        if self.iterator is None or not inside:
+            return {}
+        saved = self.iterator.save()
+        if saved.state is None:
+            meta["data"]["iterator"] = None
+            meta["data"]["iterator_missing"] = saved.why_not
+            return {}
+        meta["data"]["iterator"] = "symbolic" if self.iterator.symbolic else "full"
+        return {iterators.GROUP: [(iterators.ARRAY, saved.state)]}
 
     def _preempt(self) -> None:
         self.reporter.preempted(self.position)

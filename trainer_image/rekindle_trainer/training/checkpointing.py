@@ -115,8 +115,18 @@ class Checkpointer:
         """Seconds since the last save was taken (or since this attempt began)."""
         return time.monotonic() - self._last_save
 
-    def save(self, model: Any, meta: dict[str, Any], *, wait: bool = False) -> float | None:
+    def save(
+        self,
+        model: Any,
+        meta: dict[str, Any],
+        *,
+        wait: bool = False,
+        extra: dict[str, list[tuple[str, Any]]] | None = None,
+    ) -> float | None:
         """Copy the state into reused host buffers and queue it; the writer does the rest.
+
+        ``extra``: further groups of host arrays published in the same checkpoint
+        (the data iterator's state), so that weights and data position never part.
 
         ``wait`` returns once it is published. Returns how long training stalled, or
         ``None`` when it waited for the write.
@@ -141,7 +151,7 @@ class Checkpointer:
             buffers = self.pool.acquire(values)
         try:
             variable_copy.copy_into(values, buffers)
-            snap = Snapshot(groups=buffers.groups, meta=meta)
+            snap = Snapshot(groups={**buffers.groups, **(extra or {})}, meta=meta)
             self.saver.submit(snap, wait=wait, release=lambda: self.pool.give_back(buffers))
         except BaseException:
             self.pool.give_back(buffers)

@@ -21,6 +21,7 @@ automatic sharding instead.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,9 @@ import numpy as np
 import tensorflow as tf
 
 from rekindle_trainer.core.config import ConfigError
+from rekindle_trainer.training import iterators
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -184,12 +188,24 @@ def _check_shard(available: int, batch_size: int, steps_per_epoch: int, replicas
 
 
 class DatasetSource:
-    """A ``tf.data.Dataset`` of batches supplied by the user."""
+    """A ``tf.data.Dataset`` of batches supplied by the user.
+
+    Unless ``iterator_checkpoints`` says why not (a distribution strategy builds its
+    own iterators), the iterator Keras creates is tracked (see
+    :mod:`~rekindle_trainer.training.iterators`): every mid-epoch save holds the
+    iterator's state, and an epoch resumed from such a checkpoint restores it instead
+    of skipping the batches already trained.
+    """
 
     kind = "tf.data"
 
     def __init__(
-        self, dataset: tf.data.Dataset, steps_per_epoch: int | None, replayable: bool
+        self,
+        dataset: tf.data.Dataset,
+        steps_per_epoch: int | None,
+        replayable: bool,
+        *,
+        iterator_checkpoints: str | None = None,
     ) -> None:
         cardinality = int(dataset.cardinality())
         if steps_per_epoch is None and cardinality < 0:
@@ -202,14 +218,45 @@ class DatasetSource:
         self.configured_steps = steps_per_epoch
         self.steps_per_epoch = steps_per_epoch or cardinality
         self.replayable = replayable
+        #: Why the iterator is not tracked (``None``: it is).
+        self.untracked_because = iterator_checkpoints
+        self.tracker: iterators.IteratorTracker | None = None
+        if iterator_checkpoints is None:
+            self.tracker = iterators.IteratorTracker(iterators.is_symbolic(dataset))
+        #: The iterator state of the checkpoint this attempt resumed from, if it holds one.
+        self.restored_state: bytes | None = None
 
     def segment(self, first_epoch: int, last_epoch: int, skip: int) -> Segment:
-        """The dataset as it is, or the rest of one epoch when ``skip`` batches are done."""
+        """The dataset as it is, or the rest of one epoch when ``skip`` batches are done.
+
+        The rest of an epoch starts from the restored iterator when the checkpoint
+        holds its state and it restores; else the first ``skip`` batches are read and
+        dropped. The log says which, and why.
+        """
         del first_epoch, last_epoch
-        if skip:
-            rest = self.steps_per_epoch - skip
-            return Segment(self.dataset.skip(skip).take(rest), rest)
-        return Segment(self.dataset, self.configured_steps)
+        state, self.restored_state = self.restored_state, None
+        if self.tracker is None:
+            if skip:
+                log.info(
+                    "resuming the tf.data pipeline by skipping %d batch(es): %s",
+                    skip,
+                    self.untracked_because,
+                )
+                rest = self.steps_per_epoch - skip
+                return Segment(self.dataset.skip(skip).take(rest), rest)
+            return Segment(self.dataset, self.configured_steps)
+        if not skip:
+            return Segment(self.tracker.wrap(self.dataset, None), self.configured_steps)
+        rest = self.steps_per_epoch - skip
+        if state is None:
+            log.warning(
+                "resuming the tf.data pipeline by skipping %d batch(es): the checkpoint holds no "
+                "iterator state (written by an older release, or the save could not serialize "
+                "the pipeline)",
+                skip,
+            )
+        # Restored when training starts; the log then says how, or why it skipped after all.
+        return Segment(self.tracker.wrap(self.dataset, state, skip=skip), rest)
 
 
 class _SkippedPyDataset(keras.utils.PyDataset):  # type: ignore[misc]
@@ -278,13 +325,18 @@ def make_source(
     replayable: bool | None,
     *,
     shard: Shard | None = None,
+    iterator_checkpoints: str | None = None,
 ) -> Source:
     """The source for ``TrainingSetup.train``; raise :class:`ConfigError` for anything else.
 
     ``shard`` (a gang's worker) applies to arrays; datasets are sharded by TensorFlow.
+    ``iterator_checkpoints``: why a dataset's iterator cannot be checkpointed (``None``: it
+    can), see :class:`DatasetSource`.
     """
     if isinstance(train, tf.data.Dataset):
-        return DatasetSource(train, steps_per_epoch, bool(replayable))
+        return DatasetSource(
+            train, steps_per_epoch, bool(replayable), iterator_checkpoints=iterator_checkpoints
+        )
     if isinstance(train, keras.utils.PyDataset):
         return PyDatasetSource(train, steps_per_epoch, bool(replayable))
     if _is_arrays(train):

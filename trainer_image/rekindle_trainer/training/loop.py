@@ -36,7 +36,7 @@ from rekindle_trainer.core.config import ConfigError, RuntimeEnv, TrainerConfig
 from rekindle_trainer.core.early_stopping import EarlyStoppingState
 from rekindle_trainer.core.position import Position
 from rekindle_trainer.reporting.reporter import Reporter
-from rekindle_trainer.training import data, keras_mwms, strategy
+from rekindle_trainer.training import data, iterators, keras_mwms, strategy
 from rekindle_trainer.training.agreement import Agreement
 from rekindle_trainer.training.callback import Preempted, RekindleCallback
 from rekindle_trainer.training.checkpointing import Checkpointer, RunInfo
@@ -134,6 +134,7 @@ def run_attempt(
         stop_requested,
         run.loaded,
         Agreement(setup.model.distribute_strategy),
+        getattr(source, "tracker", None),
     )
     outcome = _train(setup, training_data, callback)
     if outcome is Outcome.PREEMPTED:
@@ -153,6 +154,7 @@ def _build_data(setup: TrainingSetup, config: TrainerConfig) -> TrainingData:
         config.steps_per_epoch,
         setup.replayable,
         shard=data.Shard.of(setup.model.distribute_strategy),
+        iterator_checkpoints=_untracked_because(setup.model),
     )
     validation = data.validation_arguments(setup.validation, config.batch_size)
     es = config.early_stopping
@@ -166,6 +168,23 @@ def _build_data(setup: TrainingSetup, config: TrainerConfig) -> TrainingData:
     if warning is not None:
         log.warning("%s", warning)
     return TrainingData(source, validation)
+
+
+def _untracked_because(model: Any) -> str | None:
+    """Why a dataset's iterator cannot be checkpointed here, or ``None`` when it can.
+
+    Keras iterates the dataset itself only under the default strategy. Under any other
+    (``MirroredStrategy``, even over one device; a gang's ``MultiWorkerMirroredStrategy``)
+    the strategy builds its own per-device iterators from the dataset's graph, which
+    ``tf.data`` cannot checkpoint the same way; those keep resuming by skipping.
+    """
+    strategy = getattr(model, "_distribute_strategy", None)
+    if strategy is None:
+        return None
+    return (
+        f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s) builds its "
+        "own iterators from the dataset, which are not checkpointed"
+    )
 
 
 def _finished_before(store: CheckpointStore, reporter: Reporter) -> TerminationMessage | None:
@@ -195,6 +214,8 @@ def _restore(
     else:
         run = _resume_point(loaded, source)
         _check_replicas(loaded, replicas)
+        if isinstance(source, data.DatasetSource) and run.position.step_in_epoch:
+            source.restored_state = iterators.saved_state(loaded.groups)
     _count_lost_work(store, run, source)
     reporter.addenda.lost_steps = run.lost_total
     if not run.replayable:

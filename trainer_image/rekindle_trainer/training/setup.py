@@ -14,12 +14,15 @@ over the replicas) and ``config.seed`` as it likes. Training data may be
 * arrays: ``(x, y)`` or ``(x, y, sample_weight)``, ``x`` a NumPy array or a
   dict/list of them. **Replayable**: Rekindle batches them itself in an order
   keyed on ``(seed, epoch)`` and resumes at the exact step.
-* a ``tf.data.Dataset`` of batches, or a ``keras.utils.PyDataset``. Resumed by
-  skipping the batches already trained in the interrupted epoch, but **not
+* a ``tf.data.Dataset`` of batches, or a ``keras.utils.PyDataset``. **Not
   replayable** unless the entrypoint sets ``replayable=True``, promising that
   iterating it again yields the same batches in the same order (e.g. no
   ``shuffle``, or ``shuffle(seed=…, reshuffle_each_iteration=False)``; a
-  ``PyDataset`` whose ``__getitem__`` depends on the index only).
+  ``PyDataset`` whose ``__getitem__`` depends on the index only). A
+  ``tf.data.Dataset`` on one device (no distribution strategy) resumes mid-epoch from its iterator's
+  state saved in the checkpoint (see ``training.iterators``); a ``PyDataset``,
+  a checkpoint without that state, or a distribution strategy skip the batches already
+  trained in the interrupted epoch.
 """
 
 from __future__ import annotations
