@@ -96,7 +96,8 @@ async def reconcile(
         ctx, job=job, spec=spec, status=status, indexed_pods=indexed_pods, now=now
     )
     generation = job.get("metadata", {}).get("generation")
-    decision = engine.decide(spec, seen.status(status), seen.observed, now, generation=generation)
+    observed = _with_live_progress(ctx, (namespace, name), status, seen)
+    decision = engine.decide(spec, seen.status(status), observed, now, generation=generation)
     if seen.missing:
         decision = dataclasses.replace(
             decision, requeue_after=_sooner(decision.requeue_after, MISSING_GRACE_SECONDS)
@@ -111,6 +112,25 @@ async def reconcile(
         await _post_event(ctx, job, decision.event, now)
     _count(ctx, namespace, name, spec, decision)
     return decision.requeue_after
+
+
+def _with_live_progress(
+    ctx: OperatorContext, key: tuple[str, str], status: job_status.Status, seen: _Seen
+) -> observation.Observation:
+    """What the engine is told, with the chief's newest ``/progress`` reading if it runs.
+
+    Also starts or stops reading the chief: only a running attempt is read (:mod:`.live`).
+    """
+    observed = seen.observed
+    chief = seen.pods[0] if seen.pods else None
+    if not isinstance(observed, observation.AttemptRunning) or chief is None:
+        ctx.live.forget(key)
+        return observed
+    ctx.live.follow(key, status.attempt, chief, time.monotonic())
+    reading = ctx.live.progress(key, status.attempt)
+    if reading is None:
+        return observed
+    return dataclasses.replace(observed, progress=reading)
 
 
 @dataclass(frozen=True)

@@ -469,6 +469,8 @@ class _Position:
     epoch: int | None = None
     step: int | None = None
     checkpoint: str | None = None
+    #: When the checkpoint was published, or restored by this attempt (as the cluster shows it).
+    checkpoint_time: datetime.datetime | None = None
 
     def follow(self, event: ProgressEvent | None, view: ProgressView) -> None:
         """Move with ``event`` (``view`` has already read it)."""
@@ -477,10 +479,16 @@ class _Position:
         self.epoch, self.step = view.epochs_done, view.step
         if event.kind is not ProgressKind.EPOCH_END and event.data.get("checkpoint"):
             self.checkpoint = str(event.data["checkpoint"])
+            self.checkpoint_time = datetime.datetime.fromtimestamp(event.time, datetime.UTC)
 
     def progress(self) -> observation.Progress:
         """The position as the engine reads it."""
-        return observation.Progress(epoch=self.epoch, step=self.step, checkpoint=self.checkpoint)
+        return observation.Progress(
+            epoch=self.epoch,
+            step=self.step,
+            checkpoint=self.checkpoint,
+            checkpoint_time=self.checkpoint_time,
+        )
 
 
 #: The progress events that move the position the status shows.
