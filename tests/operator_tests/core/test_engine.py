@@ -132,3 +132,34 @@ def test_a_restart_promises_the_newest_valid_checkpoint_not_the_last_one_reporte
     assert decision.event.message.startswith(
         "restarting from the newest valid checkpoint (none reported yet) because of NodeLost"
     )
+
+
+def test_a_live_reading_moves_the_status_while_the_attempt_runs() -> None:
+    s = _spec()
+    pending = engine.decide(s, job_status.Status(), None, T0).status
+    saved = T0 + timedelta(seconds=30)
+    live = observation.Progress(
+        epoch=3,
+        step=30,
+        checkpoint="ckpt-3-30",
+        checkpoint_time=saved,
+        best_metric=0.25,
+        monitor="val_loss",
+        best_epoch=2,
+    )
+    running = engine.decide(
+        s, pending, observation.AttemptRunning(attempt=1, progress=live), T0 + timedelta(1)
+    ).status
+    assert (running.current_epoch, running.current_step) == (3, 30)
+    assert (running.latest_checkpoint, running.latest_checkpoint_time) == ("ckpt-3-30", saved)
+    assert running.best_metric == job_status.BestMetric(name="val_loss", value=0.25, epoch=2)
+    # The attempt's end names a newer checkpoint without its time: no stale age is shown.
+    newer = observation.Progress(epoch=4, step=40, checkpoint="ckpt-4-40")
+    end = observation.AttemptEnd(attempt=1, cause=Cause.PREEMPTED, progress=newer)
+    after = engine.decide(s, running, end, T0 + timedelta(2)).status
+    assert (after.latest_checkpoint, after.latest_checkpoint_time) == ("ckpt-4-40", None)
+    same = observation.Progress(checkpoint="ckpt-3-30")
+    kept = engine.decide(
+        s, running, observation.AttemptEnd(attempt=1, cause=Cause.PREEMPTED, progress=same), T0
+    ).status
+    assert kept.latest_checkpoint_time == saved
