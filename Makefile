@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator gpu-check e2e-kind e2e-cluster emulated-cluster clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-operator bench-progress gpu-check e2e-kind e2e-cluster emulated-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -46,13 +46,16 @@ demo: dev
 		--inject sigkill@epoch=3 --inject sigterm@epoch=6
 
 ## bench: every benchmark; each writes bench/results/<name>.json and prints a table
-bench: bench-trainer bench-operator
+bench: bench-trainer bench-operator bench-progress
 
 bench-trainer: dev
 	$(BIN)/python -m bench.trainer
 
 bench-operator: dev
 	$(BIN)/python -m bench.operator
+
+bench-progress: dev
+	$(BIN)/python -m bench.progress
 
 ## gpu-check: MirroredStrategy and mixed precision over every GPU, killed and resumed
 ## (2 logical CPUs without a GPU). GPU_PYTHON: an interpreter with TensorFlow's GPU build.
