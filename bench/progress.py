@@ -219,7 +219,8 @@ def prepare(cluster: Cluster, stubs: Stubs, address_dir: Path, running: int, idl
 def finish(cluster: Cluster, stubs: Stubs, running: int, idle: int) -> list[int]:
     """End the finished jobs' pods once each was read; wait until each job is Succeeded."""
     ending = [i for i in range(running, running + idle) if (i - running) % 3 == 2]
-    wait_until(lambda: all(stubs.reads.get(i, 0) for i in ending), 120, "finished jobs read")
+    limit = 120 + running + idle
+    wait_until(lambda: all(stubs.reads.get(i, 0) for i in ending), limit, "finished jobs read")
     set_statuses(cluster, {f"job-{i}-1": finished_status() for i in ending})
     names = {f"job-{i}" for i in ending}
 
@@ -232,7 +233,7 @@ def finish(cluster: Cluster, stubs: Stubs, running: int, idle: int) -> list[int]
             if j["metadata"]["name"] in done and j["status"]["phase"] == "Succeeded"
         }
 
-    wait_until(succeeded, 120, "finished jobs Succeeded")
+    wait_until(succeeded, limit, "finished jobs Succeeded")
     return ending
 
 

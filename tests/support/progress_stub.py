@@ -55,3 +55,28 @@ class ProgressStub:
         """Stop serving."""
         self._server.shutdown()
         self._server.server_close()
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.support.progress_stub ADDRESS_FILE``: a trainer that keeps stepping.
+
+    Serves a document whose step counter moves every 0.1 s and writes its
+    ``host:port`` to ``ADDRESS_FILE``; a test freezes it with SIGSTOP.
+    """
+    import time
+
+    stub = ProgressStub(LiveProgress(attempt=1, phase="training"))
+    target = Path(argv[0])
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(stub.address)
+    steps = 0
+    while True:
+        time.sleep(0.1)
+        steps += 1
+        stub.doc = LiveProgress(attempt=1, phase="training", step=steps, steps_this_attempt=steps)
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -19,13 +19,14 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 
 from rekindle_operator.core import live_progress
-from rekindle_operator.core.live_progress import LivePolicy, Track
+from rekindle_operator.core.live_progress import LivePolicy, StallRule, Track
 from rekindle_operator.core.observation import Progress
 from rekindle_trainer import contract
 from rekindle_trainer.contract.live import MAX_DOCUMENT_BYTES, PROGRESS_PATH, LiveProgress
@@ -54,6 +55,17 @@ def pod_address(pod: Mapping[str, Any], address_dir: Path | None = None) -> str 
     return f"{host}:{contract.DEFAULT_METRICS_PORT}"
 
 
+@dataclass
+class _Followed:
+    """One job's running attempt: its track, where its chief answers, its stall rule."""
+
+    track: Track
+    address: str
+    rule: StallRule | None = None
+    #: Why it counts as stalled, once it does.
+    stalled: str | None = None
+
+
 class LiveReads:
     """Every job's :class:`Track` and where its chief answers; one HTTP session for all."""
 
@@ -61,57 +73,72 @@ class LiveReads:
         self.policy = policy or LivePolicy()
         env_dir = os.environ.get(ENV_ADDRESS_DIR)
         self.address_dir = address_dir or (Path(env_dir) if env_dir else None)
-        self._tracks: dict[JobKey, tuple[Track, str]] = {}
+        self._jobs: dict[JobKey, _Followed] = {}
         self._session: aiohttp.ClientSession | None = None
-        #: Reads made, and reads that got no valid answer (for the operator's metrics and tests).
+        #: Reads made, and reads that got no valid answer.
         self.reads = 0
         self.unanswered = 0
 
-    def follow(self, key: JobKey, attempt: int, pod: Mapping[str, Any], now: float) -> None:
+    def follow(
+        self,
+        key: JobKey,
+        attempt: int,
+        pod: Mapping[str, Any],
+        now: float,
+        rule: StallRule | None = None,
+    ) -> None:
         """The job's attempt ``attempt`` runs in ``pod`` (its chief): read it when due."""
         address = pod_address(pod, self.address_dir)
-        current = self._tracks.get(key)
+        current = self._jobs.get(key)
         if address is None:
-            self._tracks.pop(key, None)
-        elif current is None or current[0].attempt != attempt:
-            self._tracks[key] = (live_progress.start(attempt, now), address)
-        elif current[1] != address:
-            self._tracks[key] = (current[0], address)
+            self._jobs.pop(key, None)
+        elif current is None or current.track.attempt != attempt:
+            self._jobs[key] = _Followed(live_progress.start(attempt, now), address, rule)
+        else:
+            current.address, current.rule = address, rule
 
     def forget(self, key: JobKey) -> None:
         """The job has no running attempt (or is gone): read nothing of it."""
-        self._tracks.pop(key, None)
+        self._jobs.pop(key, None)
 
     def track(self, key: JobKey) -> Track | None:
         """The job's track, if its attempt is followed."""
-        entry = self._tracks.get(key)
-        return entry[0] if entry is not None else None
+        followed = self._jobs.get(key)
+        return followed.track if followed is not None else None
 
     def progress(self, key: JobKey, attempt: int) -> Progress | None:
         """The newest reading of attempt ``attempt`` of the job, if any answered."""
         track = self.track(key)
         return track.reading if track is not None and track.attempt == attempt else None
 
+    def stalled(self, key: JobKey, attempt: int) -> str | None:
+        """Why attempt ``attempt`` of the job counts as stalled, if it does."""
+        followed = self._jobs.get(key)
+        if followed is None or followed.track.attempt != attempt:
+            return None
+        return followed.stalled
+
     def next_poll(self, key: JobKey) -> float | None:
         """When the job's next read is due (``time.monotonic()``); None: never."""
-        track = self.track(key)
-        return track.next_poll if track is not None else None
+        followed = self._jobs.get(key)
+        if followed is None or followed.stalled is not None:
+            return None
+        return followed.track.next_poll
 
     def __len__(self) -> int:
-        return len(self._tracks)
+        return len(self._jobs)
 
     async def poll(self, key: JobKey, now: float) -> bool:
-        """Read the job's trainer once; whether its reconcile should write a reading now."""
-        entry = self._tracks.get(key)
-        if entry is None:
+        """Read the job's trainer once; whether its reconcile should act now (write, stop)."""
+        followed = self._jobs.get(key)
+        if followed is None:
             return False
-        track, address = entry
-        doc = await self.read(address)
-        if self._tracks.get(key) is not entry:  # followed anew, or forgotten, meanwhile
+        doc = await self.read(followed.address)
+        if self._jobs.get(key) is not followed:  # followed anew, or forgotten, meanwhile
             return False
-        track, write = live_progress.observe(track, self.policy, doc, now)
-        self._tracks[key] = (track, address)
-        return write
+        followed.track, write = live_progress.observe(followed.track, self.policy, doc, now)
+        followed.stalled = live_progress.stalled(followed.track, followed.rule, now)
+        return write or followed.stalled is not None
 
     async def read(self, address: str) -> LiveProgress | None:
         """One ``GET /progress``; None when it does not answer in time or answers nonsense."""

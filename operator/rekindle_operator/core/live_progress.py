@@ -110,3 +110,55 @@ def observe(
     if waited < wait:
         return track, False
     return replace(track, written=reading, written_at=now), True
+
+
+@dataclass(frozen=True)
+class StallRule:
+    """``restartPolicy.stallTimeoutSeconds`` and the first step's allowance, in seconds."""
+
+    timeout_seconds: float
+    first_step_seconds: float
+
+
+def stall_message(
+    rule: StallRule | None, *, since: float, stepped: bool, moved_at: float | None, now: float
+) -> str | None:
+    """Why the attempt counts as stalled now, or None.
+
+    ``since``: when the attempt was first seen running; ``stepped``: a step was
+    seen in this attempt, the last one at ``moved_at``. A trainer that does not
+    answer moves nothing, so a frozen process is caught like a stuck one.
+    """
+    if rule is None:
+        return None
+    if not stepped:
+        if now - since < rule.first_step_seconds:
+            return None
+        return (
+            f"no training step within restartPolicy.firstStepTimeoutSeconds "
+            f"({rule.first_step_seconds:g} s) of the attempt running"
+        )
+    if moved_at is None or now - moved_at < rule.timeout_seconds:
+        return None
+    return (
+        f"no training step for {now - moved_at:.0f} s "
+        f"(restartPolicy.stallTimeoutSeconds: {rule.timeout_seconds:g})"
+    )
+
+
+def stalled(track: Track, rule: StallRule | None, now: float) -> str | None:
+    """:func:`stall_message` of an attempt the operator reads."""
+    return stall_message(
+        rule,
+        since=track.since,
+        stepped=bool(track.steps),
+        moved_at=track.steps_since,
+        now=now,
+    )
+
+
+def stall_rule(timeout_seconds: int | None, first_step_seconds: int) -> StallRule | None:
+    """The rule a spec's ``restartPolicy`` sets (None: off)."""
+    if timeout_seconds is None:
+        return None
+    return StallRule(float(timeout_seconds), float(first_step_seconds))

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from rekindle_operator.core import engine, job_spec, job_status, observation
+from rekindle_operator.core import engine, job_spec, job_status, live_progress, observation
 from rekindle_operator.core.engine import Action, Decision
 from rekindle_operator.core.job_spec import TrainingJobSpec
 from rekindle_operator.core.job_status import Status
@@ -287,6 +287,10 @@ class LocalRunner:
             run_started=self._first_attempt_started,
             on_progress=self._progress_reporter(number, view),
             say=self.say,
+            stall=live_progress.stall_rule(
+                spec.restart_policy.stall_timeout_seconds,
+                spec.restart_policy.first_step_timeout_seconds,
+            ),
         )
         self.stats.saves = view.saves
         return supervised

@@ -43,6 +43,9 @@ from rekindle_trainer.contract import Outcome, TerminationMessage, timestamps
 #: (value: why, e.g. ``Suspended``, ``DeadlineExceeded``). Such an end is
 #: :attr:`Cause.STOPPED`, never a disruption.
 STOP_ANNOTATION: Final = "rekindle.dev/stopped-by-operator"
+#: The stop annotation's value on the pods of an attempt whose trainer stalled: their
+#: end is read as ``Stalled`` (a failure), not as a stop on purpose.
+STALLED_STOP: Final = "Stalled"
 
 #: ``DisruptionTarget`` condition reasons (Kubernetes ≥ 1.26) and what they mean here.
 DISRUPTION_REASONS: Final[dict[str, Cause]] = {
@@ -239,7 +242,12 @@ class _PodSigns:
         )
 
     def stopped(self) -> _Why | None:
-        """The operator stopped the pod on purpose."""
+        """The operator stopped the pod on purpose (a stalled trainer's: a failure)."""
+        if self.stopped_by == STALLED_STOP:
+            return (
+                Cause.STALLED,
+                "stopped: no training step within restartPolicy.stallTimeoutSeconds",
+            )
         return (Cause.STOPPED, f"stopped: {self.stopped_by}") if self.stopped_by else None
 
 

@@ -9,6 +9,9 @@ while the attempt runs, and a job whose attempt is not running is never read.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -122,3 +125,47 @@ def test_the_status_follows_the_running_attempt_and_a_finished_job_is_not_read(
         assert stub.reads == reads
     finally:
         stub.close()
+
+
+@pytest.mark.slow
+def test_a_frozen_trainer_is_stopped_as_stalled_and_restarted_after_the_backoff(
+    cluster: Cluster, operator: OperatorProcess, address_dir: Path
+) -> None:
+    spec = {
+        "restartPolicy": {
+            "backoff": {"initialSeconds": 1, "maxSeconds": 1},
+            "stallTimeoutSeconds": 5,
+            "firstStepTimeoutSeconds": 60,
+        }
+    }
+    cluster.create(training_job("frozen", NS, **spec))
+    cluster.wait_for("pods", NS, "frozen-1", lambda _: True, what="the first pod")
+    trainer = subprocess.Popen(
+        [sys.executable, "-m", "tests.support.progress_stub", str(address_dir / NS / "frozen-1")]
+    )
+    try:
+        wait_for_file(address_dir / NS / "frozen-1")
+        end_pod(cluster, NS, "frozen-1", running())
+        wait_status(cluster, NS, "frozen", {"phase": "Running"})
+        time.sleep(12)  # read at least once while it steps
+        assert cluster.get("pods", NS, "frozen-1")["metadata"].get("deletionTimestamp") is None
+        os.kill(trainer.pid, signal.SIGSTOP)  # frozen entirely: it no longer answers
+        # The operator marks the pod Stalled and deletes it (no kubelet here: it is gone
+        # at once, and its last state is read); the next attempt follows the backoff.
+        job = wait_status(cluster, NS, "frozen", {"attempt": 2}, timeout=60)
+    finally:
+        trainer.kill()
+        trainer.wait()
+    status = job["status"]
+    assert status["lastAttemptEnd"]["cause"] == "Stalled"
+    assert "stallTimeoutSeconds" in status["lastAttemptEnd"]["message"]
+    assert status["restarts"]["failures"] == 1
+    assert status["restarts"]["byCause"] == {"Stalled": 1}
+    cluster.wait_for("pods", NS, "frozen-2", lambda _: True, what="the next attempt")
+
+
+def wait_for_file(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} not written"
+        time.sleep(0.05)

@@ -163,3 +163,33 @@ def test_a_live_reading_moves_the_status_while_the_attempt_runs() -> None:
         s, running, observation.AttemptEnd(attempt=1, cause=Cause.PREEMPTED, progress=same), T0
     ).status
     assert kept.latest_checkpoint_time == saved
+
+
+def test_a_stalled_attempt_is_a_failure_restarted_after_the_backoff() -> None:
+    s = _spec(restartPolicy={"stallTimeoutSeconds": 60, "backoff": {"initialSeconds": 10}})
+    assert s.restart_policy.stall_timeout_seconds == 60
+    assert s.restart_policy.first_step_timeout_seconds == 1800
+    pending = engine.decide(s, job_status.Status(), None, T0).status
+    running = engine.decide(s, pending, observation.AttemptRunning(attempt=1), T0).status
+    pod = {
+        "metadata": {
+            "name": "job-1",
+            "labels": {"rekindle.dev/attempt": "1"},
+            "annotations": {classify.STOP_ANNOTATION: classify.STALLED_STOP},
+            "deletionTimestamp": "2026-11-26T10:00:05Z",
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"name": "trainer", "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}
+            ],
+        },
+    }
+    end = classify.classify_pod(pod, now=T0, pending_timeout_seconds=600)
+    assert isinstance(end, observation.AttemptEnd)
+    assert end.cause is Cause.STALLED
+    decision = engine.decide(s, running, end, T0)
+    assert decision.action is Action.RESTART_AFTER
+    assert decision.requeue_after == 10
+    assert decision.status.restarts.failures == 1
+    assert decision.status.restarts.by_cause == {"Stalled": 1}

@@ -87,3 +87,42 @@ def test_the_reading_carries_best_and_checkpoint_for_the_engine() -> None:
     assert (reading.monitor, reading.best_metric, reading.best_epoch) == ("val_loss", 0.2, 3)
     assert reading.checkpoint == "c"
     assert reading.checkpoint_time == datetime(2026, 12, 3, tzinfo=UTC)
+
+
+RULE = live_progress.StallRule(timeout_seconds=60, first_step_seconds=600)
+
+
+def test_no_rule_never_stalls() -> None:
+    assert live_progress.stall_rule(None, 1800) is None
+    assert live_progress.stall_message(None, since=0, stepped=False, moved_at=None, now=1e9) is None
+
+
+def test_the_first_step_has_its_own_allowance_for_compilation() -> None:
+    assert live_progress.stall_rule(60, 600) == RULE
+    kwargs = {"since": 0.0, "stepped": False, "moved_at": None}
+    assert live_progress.stall_message(RULE, **kwargs, now=599.0) is None  # type: ignore[arg-type]
+    why = live_progress.stall_message(RULE, **kwargs, now=600.0)  # type: ignore[arg-type]
+    assert why is not None
+    assert "firstStepTimeoutSeconds (600 s)" in why
+
+
+def test_a_step_counter_that_stops_moving_stalls_and_no_answer_is_no_progress() -> None:
+    track, _ = live_progress.observe(live_progress.start(1, 0.0), POLICY, doc(steps=5), 0.0)
+    track, _ = live_progress.observe(track, POLICY, doc(steps=9), 10.0)
+    assert live_progress.stalled(track, RULE, 69.0) is None
+    for now in (20.0, 30.0, 40.0, 50.0, 60.0):  # frozen: the trainer does not answer
+        track, _ = live_progress.observe(track, POLICY, None, now)
+    why = live_progress.stalled(track, RULE, 70.0)
+    assert why is not None
+    assert "no training step for 60 s" in why
+    # A step counter that moves again is no stall.
+    track, _ = live_progress.observe(track, POLICY, doc(steps=10), 70.0)
+    assert live_progress.stalled(track, RULE, 71.0) is None
+
+
+def test_a_running_attempt_that_never_answers_is_held_to_the_first_step_allowance() -> None:
+    track = live_progress.start(1, 0.0)
+    for now in range(0, 700, 10):
+        track, _ = live_progress.observe(track, POLICY, None, float(now))
+    assert live_progress.stalled(track, RULE, 599.0) is None
+    assert live_progress.stalled(track, RULE, 600.0) is not None

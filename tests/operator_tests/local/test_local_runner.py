@@ -128,6 +128,35 @@ def test_a_crash_restarts_after_the_backoff_and_counts_as_a_failure(tmp_path: Pa
     assert status["earlyStopEpoch"] == 8
 
 
+def test_a_frozen_trainer_is_stopped_as_stalled_and_restarted_after_the_backoff(
+    tmp_path: Path,
+) -> None:
+    manifest = _manifest(
+        tmp_path,
+        hyperparameters={"freezeAtStep": 12},
+        restartPolicy={
+            "maxRestarts": 2,
+            "backoff": {"initialSeconds": 1, "maxSeconds": 1},
+            "stallTimeoutSeconds": 1,
+            "firstStepTimeoutSeconds": 30,
+        },
+        terminationGracePeriodSeconds=1,
+    )
+    code, out, _ = _run(manifest, tmp_path / "wd")
+    assert code == 0, out
+    status = _status(tmp_path / "wd")
+    assert (status["phase"], status["earlyStopEpoch"]) == ("Succeeded", 8)
+    assert status["restarts"] == {
+        "total": 1,
+        "failures": 1,
+        "disruptions": 0,
+        "byCause": {"Stalled": 1},
+    }
+    assert "stalled: no training step for" in out
+    assert "did not exit 1 s after SIGTERM: killing it" in out  # SIGSTOPped: only SIGKILL works
+    assert "waiting 1.0 s before the next attempt" in out
+
+
 def test_failures_beyond_max_restarts_fail_the_job_and_keep_the_checkpoints(
     tmp_path: Path,
 ) -> None:
