@@ -87,6 +87,9 @@ def test_an_uninterrupted_run_stops_early_and_succeeds(tmp_path: Path) -> None:
     assert status["earlyStopEpoch"] == 8  # best epoch 6, patience 2
     assert status["restarts"]["total"] == 0
     assert status["bestMetric"] == {"name": "val_loss", "value": pytest.approx(0.1), "epoch": 6}
+    # As on a cluster: when the newest checkpoint was published (the progress event's time).
+    assert status["latestCheckpoint"]
+    assert status["latestCheckpointTime"].endswith("Z")
     assert "epoch  8/20  [########################] 5/5" in out
     assert "early stop    epoch 8" in out
     assert "early stopping saved 12 (60%)" in out
