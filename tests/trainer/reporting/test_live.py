@@ -103,3 +103,16 @@ def test_the_metrics_server_serves_progress() -> None:
     finally:
         server.close()
     assert (served.attempt, served.epoch, served.step) == (4, 1, 7)
+
+
+def test_fields_a_newer_trainer_adds_are_ignored() -> None:
+    text = (
+        '{"epoch": 2, "gpuUtilisation": 0.9, "checkpoint": {"name": "c", "bytes": 10},'
+        ' "best": {"monitor": "loss", "value": 0.5, "trend": "down"}}'
+    )
+    doc = LiveProgress.from_json(text)
+    assert doc.epoch == 2
+    assert doc.checkpoint is not None
+    assert doc.checkpoint.name == "c"
+    assert doc.best is not None
+    assert doc.best.value == 0.5

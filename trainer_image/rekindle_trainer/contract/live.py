@@ -86,4 +86,17 @@ class LiveProgress:
             doc: Any = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"progress document is not JSON: {exc}") from exc
-        return documents.parse(cls, doc, "progress")
+        return documents.parse(cls, _known(cls, doc), "progress")
+
+
+def _known(cls: type, doc: Any) -> Any:
+    """``doc`` without the keys ``cls`` does not declare (a newer trainer may add some).
+
+    An operator older than its trainers must still read them: an unread document
+    would count as no progress (``stallTimeoutSeconds``).
+    """
+    if not isinstance(doc, dict):
+        return doc
+    nested = {"best": LiveBest, "checkpoint": LiveCheckpoint} if cls is LiveProgress else {}
+    names = {f.metadata["json"] for f, _ in documents.json_fields(cls)}
+    return {k: _known(nested[k], v) if k in nested else v for k, v in doc.items() if k in names}
