@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 SYSTEM_DEPS := $(VENV)/.system-deps
 
-.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-disk bench-tfdata bench-operator bench-gang soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
+.PHONY: dev system-deps lint test test-fast demo bench bench-trainer bench-disk bench-tfdata bench-operator bench-progress bench-gang soak gpu-check e2e-kind e2e-cluster emulated-cluster clean
 
 ## dev: create .venv and install rekindle[dev] (a second run with nothing changed takes seconds)
 dev: $(INSTALLED)
@@ -46,7 +46,7 @@ demo: dev
 		--inject sigkill@epoch=3 --inject sigterm@epoch=6
 
 ## bench: every benchmark; each writes bench/results/<name>.json and prints a table
-bench: bench-trainer bench-disk bench-tfdata bench-operator bench-gang
+bench: bench-trainer bench-disk bench-tfdata bench-operator bench-progress bench-gang
 
 bench-trainer: dev
 	$(BIN)/python -m bench.trainer
@@ -60,6 +60,9 @@ bench-tfdata: dev
 
 bench-operator: dev
 	$(BIN)/python -m bench.operator
+
+bench-progress: dev
+	$(BIN)/python -m bench.progress
 
 bench-gang: dev
 	$(BIN)/python -m bench.gang

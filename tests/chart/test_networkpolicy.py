@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rekindle_operator.resources import ownership
+from rekindle_trainer import contract
 from tests.chart import rendering as r
 
 
@@ -15,7 +17,7 @@ def test_off_by_default() -> None:
     assert not r.of_kind(r.objects({}), "NetworkPolicy")
 
 
-def test_only_metrics_ingress_and_dns_plus_api_server_egress() -> None:
+def test_only_metrics_ingress_and_dns_api_server_and_trainer_progress_egress() -> None:
     objs = _objs()
     policy = r.one(objs, "NetworkPolicy")["spec"]
     deployment = r.one(objs, "Deployment")
@@ -25,7 +27,18 @@ def test_only_metrics_ingress_and_dns_plus_api_server_egress() -> None:
     assert ingress["ports"] == [{"port": "metrics", "protocol": "TCP"}]
     assert "from" not in ingress  # empty metricsFrom: any scraper
     egress_ports = {(p["port"], p["protocol"]) for rule in policy["egress"] for p in rule["ports"]}
-    assert egress_ports == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP")}
+    assert egress_ports == {(53, "UDP"), (53, "TCP"), (443, "TCP"), (6443, "TCP"), (9102, "TCP")}
+
+
+def test_the_operator_may_read_trainers_progress_in_any_namespace() -> None:
+    (rule,) = [
+        rule
+        for rule in r.one(_objs(), "NetworkPolicy")["spec"]["egress"]
+        if rule["ports"] == [{"port": contract.DEFAULT_METRICS_PORT, "protocol": "TCP"}]
+    ]
+    (peer,) = rule["to"]
+    assert peer["namespaceSelector"] == {}
+    assert peer["podSelector"]["matchLabels"] == {ownership.LABEL_APP: ownership.TRAINER_APP}
 
 
 def test_restricted_scrapers_and_api_server_cidrs() -> None:

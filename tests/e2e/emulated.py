@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from rekindle_operator.cluster.live import ENV_ADDRESS_DIR
 from tests.e2e import volume_report
 from tests.e2e.backend import JOB_LABEL, E2ECluster
 from tests.kube import chart_rbac
@@ -135,6 +136,8 @@ class EmulatedCluster(E2ECluster):
         with contextlib.suppress(Exception):
             if self.operator is not None:
                 self.operator.kill()
+        # Every pod runs on this host: the kubelet says where each trainer's /progress is.
+        env = {ENV_ADDRESS_DIR: str(self.node.address_dir)}
         self.operator = OperatorProcess(
-            self.operator_kubeconfig, self.operator_log, ["-A", "--standalone"]
+            self.operator_kubeconfig, self.operator_log, ["-A", "--standalone"], env=env
         ).start()

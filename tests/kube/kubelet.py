@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: Bytes of a termination message that a kubelet keeps.
 MESSAGE_LIMIT = 4096
+#: The trainer's metrics port (``/metrics``, ``/progress``), as the operator's pods declare it.
+METRICS_PORT = 9102
 #: What FallbackToLogsOnError takes from the log: the last lines, at most this many bytes.
 LOG_FALLBACK_LINES, LOG_FALLBACK_BYTES = 80, 2048
 #: The attach/detach controller's events and its Multi-Attach message (Kubernetes' words).
@@ -312,6 +314,7 @@ class _PodWorker:
             images=self.kubelet.images,
             ports={port: self.kubelet.pod_port(self.pod, port) for port in container_ports},
         )
+        self.kubelet.publish_address(self.namespace, self.name, plan.ports)
         if dns.TF_CONFIG in plan.env:
             plan.env[dns.TF_CONFIG] = self.kubelet.dns.rewrite_tf_config(
                 plan.env[dns.TF_CONFIG], self.namespace
@@ -721,6 +724,21 @@ class ProcessKubelet:
             namespace = str(pod["metadata"]["namespace"])
             return self.dns.host_port(namespace, str(subdomain), str(hostname), port)
         return self.dns.free_port()
+
+    @property
+    def address_dir(self) -> Path:
+        """Where each pod's metrics address is written: the operator's
+        ``REKINDLE_TRAINER_ADDRESS_DIR`` (every pod here shares one host)."""
+        return self.root / "addresses"
+
+    def publish_address(self, namespace: str, name: str, ports: Mapping[int, int]) -> None:
+        """Write ``127.0.0.1:<host port>`` of the pod's metrics port, if it has one."""
+        host_port = ports.get(METRICS_PORT)
+        if host_port is None:
+            return
+        path = self.address_dir / namespace / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"127.0.0.1:{host_port}")
 
     def volume_path(self, namespace: str, claim: str) -> Path:
         """The folder that stands in for volume claim ``claim`` (it outlives pods)."""

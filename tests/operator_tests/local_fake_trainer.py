@@ -10,7 +10,8 @@ termination message.
 
 Hyperparameters it reads: ``bestEpoch`` (where ``val_loss`` is lowest),
 ``stepSeconds`` (time per step), ``invalid`` (exit 2 at once, as a bad
-configuration would).
+configuration would), ``freezeAtStep`` (in attempt 1 only: SIGSTOP itself after
+that global step, as a trainer frozen entirely).
 
 As a worker of a gang (``TF_CONFIG``, see :mod:`rekindle_trainer.contract.gang`)
 it follows the contract's chief rule: every worker restores the newest
@@ -61,6 +62,9 @@ class Fake:
         self.best_epoch = int(hp.get("bestEpoch", 4))
         self.step_seconds = float(hp.get("stepSeconds", 0.005))
         self.invalid = bool(hp.get("invalid", False))
+        freeze = hp.get("freezeAtStep")
+        first = os.environ.get(contract.ENV_ATTEMPT) == "1"
+        self.freeze_at = int(freeze) if freeze is not None and first else None
         self.epochs = int(self.config["epochs"])
         self.steps_per_epoch = int(self.config.get("stepsPerEpoch") or 10)
         es = self.config.get("earlyStopping") or {}
@@ -174,6 +178,8 @@ class Fake:
                     step=self.state["step"],
                     logs={"loss": 1.0 / self.state["step"]},
                 )
+                if self.state["step"] == self.freeze_at:
+                    os.kill(os.getpid(), signal.SIGSTOP)
             epoch = epoch_index + 1
             loss = val_loss(epoch, self.best_epoch)
             self.state["epoch"] = epoch

@@ -1456,6 +1456,37 @@ CASES: tuple[EngineCase, ...] = (
         ),
     ),
     EngineCase(
+        name="stalled",
+        why="No training step for stallTimeoutSeconds: the operator stopped it; a failure.",
+        spec_overrides={"restartPolicy": {"stallTimeoutSeconds": 300}},
+        before=before(),
+        ending=Ending(
+            observed=end(
+                Cause.STALLED,
+                exit_code=137,
+                message="stopped: no training step within restartPolicy.stallTimeoutSeconds",
+            ),
+            pod=PodEnd(
+                pod(
+                    phase="Failed",
+                    exit_code=137,
+                    annotations={classify.STOP_ANNOTATION: classify.STALLED_STOP},
+                )
+            ),
+        ),
+        now=NOW,
+        expect=Expected(
+            action=Action.RESTART_AFTER,
+            phase=Phase.RESTARTING,
+            reason=Reason.BACKOFF,
+            conditions=_RESTARTING,
+            restarts=restarts(failures=1, Stalled=1),
+            attempt=1,
+            delay_seconds=10.0,
+            event=(EventType.WARNING, EventReason.RESTARTING, "because of Stalled"),
+        ),
+    ),
+    EngineCase(
         name="invalid-configuration-never-restarts",
         why="Exit 2: Failed with InvalidConfig at once, whatever maxRestarts allows.",
         spec_overrides={"restartPolicy": {"maxRestarts": 100}},

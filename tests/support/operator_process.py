@@ -11,7 +11,7 @@ import contextlib
 import os
 import sys
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.kube.kopf_process import LiveProcess, free_port
@@ -21,7 +21,11 @@ class OperatorProcess(LiveProcess):
     """One ``rekindle operator`` subprocess; its output goes to ``log``."""
 
     def __init__(
-        self, kubeconfig: Path, log: Path, args: Sequence[str] = ("-A", "--standalone")
+        self,
+        kubeconfig: Path,
+        log: Path,
+        args: Sequence[str] = ("-A", "--standalone"),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         """Prepare the command.
 
@@ -29,6 +33,7 @@ class OperatorProcess(LiveProcess):
             kubeconfig: the cluster's kubeconfig (``KUBECONFIG`` of the process).
             log: file receiving stdout and stderr (appended to across restarts).
             args: scope and peering flags, e.g. ``["-n", NS, "--standalone"]``.
+            env: more environment (e.g. ``REKINDLE_TRAINER_ADDRESS_DIR``).
         """
         self.metrics_port = free_port()
         self.liveness_port = free_port()
@@ -48,7 +53,7 @@ class OperatorProcess(LiveProcess):
         ]
         super().__init__(
             argv,
-            env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+            env={**os.environ, **(env or {}), "KUBECONFIG": str(kubeconfig)},
             log=log,
             health_url=f"http://127.0.0.1:{self.liveness_port}/healthz",
         )

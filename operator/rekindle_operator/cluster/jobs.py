@@ -102,11 +102,39 @@ async def run_reconciler(
                 logger.exception("Reconcile failed (%s); retrying in %.0fs", exc, delay)
             finally:
                 ctx.metrics.reconcile_seconds.observe(time.monotonic() - started)
-            await _sleep(slot.event, stopped, delay)
+            await _wait_reading(ctx, key, slot.event, stopped, delay)
     finally:
         # Deleted, handed to another replica by peering, or the operator stops: the
         # replica that reconciles the job from now on exports its series, not this one.
         ctx.metrics.forget(namespace, name)
+        ctx.live.forget(key)
+
+
+async def _wait_reading(
+    ctx: OperatorContext,
+    key: tuple[str, str],
+    wake: asyncio.Event,
+    stopped: Stopped,
+    delay: float | None,
+) -> None:
+    """Sleep until woken, stopped or ``delay`` passes, reading the running trainer when due.
+
+    Returns early when a reading is worth writing (the next pass merges it);
+    a job without a running attempt is never read (:mod:`.live`).
+    """
+    deadline = None if delay is None else time.monotonic() + delay
+    while True:
+        now = time.monotonic()
+        poll_at = ctx.live.next_poll(key)
+        due = [t - now for t in (deadline, poll_at) if t is not None]
+        await _sleep(wake, stopped, min(due) if due else None)
+        if wake.is_set() or stopped:
+            return
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            return
+        if poll_at is not None and now >= poll_at and await ctx.live.poll(key, now):
+            return
 
 
 async def _sleep(wake: asyncio.Event, stopped: Stopped, delay: float | None) -> None:

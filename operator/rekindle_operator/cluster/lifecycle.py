@@ -96,3 +96,4 @@ async def cleanup(memo: kopf.Memo) -> None:
     ctx = memo.get("ctx")
     if isinstance(ctx, OperatorContext):
         await ctx.api.close()
+        await ctx.live.close()

@@ -35,6 +35,7 @@ from rekindle_operator.core import (
     engine,
     job_spec,
     job_status,
+    live_progress,
     observation,
 )
 from rekindle_operator.core.reasons import Cause, Phase, Reason, WorkerState
@@ -100,7 +101,8 @@ async def reconcile(
         ctx, job=job, spec=spec, status=status, indexed_pods=indexed_pods, now=now
     )
     generation = job.get("metadata", {}).get("generation")
-    decision = engine.decide(spec, seen.status(status), seen.observed, now, generation=generation)
+    observed = _with_live_progress(ctx, (namespace, name), spec, status, seen)
+    decision = engine.decide(spec, seen.status(status), observed, now, generation=generation)
     if seen.missing:
         decision = dataclasses.replace(
             decision, requeue_after=_sooner(decision.requeue_after, MISSING_GRACE_SECONDS)
@@ -118,6 +120,9 @@ async def reconcile(
     decision = await _act(
         ctx, job=job, spec=spec, before=status, decision=decision, seen=seen, now=now, logger=logger
     )
+    stalled = ctx.live.stalled((namespace, name), status.attempt)
+    if stalled is not None and decision.action is engine.Action.WAIT:
+        decision = _mark_stopping(decision, await _stop_stalled(ctx, spec, seen, stalled, logger))
     if decision.action is engine.Action.RESTART and woken_at is not None:
         ctx.metrics.reaction_seconds.observe(time.monotonic() - woken_at)
     await _write_status(ctx, job, status, decision.status)
@@ -125,6 +130,31 @@ async def reconcile(
         await _post_event(ctx, job, decision.event, now)
     _count(ctx, namespace, name, spec, decision)
     return decision.requeue_after
+
+
+def _with_live_progress(
+    ctx: OperatorContext,
+    key: tuple[str, str],
+    spec: job_spec.TrainingJobSpec,
+    status: job_status.Status,
+    seen: _Seen,
+) -> observation.Observation:
+    """What the engine is told, with the chief's newest ``/progress`` reading if it runs.
+
+    Also starts or stops reading the chief: only a running attempt is read (:mod:`.live`).
+    """
+    observed = seen.observed
+    chief = seen.pods[0] if seen.pods else None
+    if not isinstance(observed, observation.AttemptRunning) or chief is None:
+        ctx.live.forget(key)
+        return observed
+    policy = spec.restart_policy
+    rule = live_progress.stall_rule(policy.stall_timeout_seconds, policy.first_step_timeout_seconds)
+    ctx.live.follow(key, status.attempt, chief, time.monotonic(), rule)
+    reading = ctx.live.progress(key, status.attempt)
+    if reading is None:
+        return observed
+    return dataclasses.replace(observed, progress=reading)
 
 
 @dataclass(frozen=True)
@@ -421,6 +451,27 @@ async def _end_gang(
             logger.info(
                 "Deleted pod %s: attempt ended (%s)", held["metadata"]["name"], worker.cause
             )
+    return stopped
+
+
+async def _stop_stalled(
+    ctx: OperatorContext,
+    spec: job_spec.TrainingJobSpec,
+    seen: _Seen,
+    why: str,
+    logger: logging.Logger | logging.LoggerAdapter[logging.Logger],
+) -> set[int]:
+    """Stop every worker of a stalled attempt; their ends read as ``Stalled`` (a failure).
+
+    The stop annotation says so before the delete, so the end is read the same
+    after an operator restart. A frozen trainer ignores SIGTERM: the kubelet
+    kills it when the grace period ends.
+    """
+    stopped: set[int] = set()
+    for pod, worker in _live_pods(seen):
+        if await _stop_pod(ctx, pod, spec, classify.STALLED_STOP):
+            logger.warning("Stopping pod %s: stalled, %s", pod["metadata"]["name"], why)
+        stopped.add(worker.index)
     return stopped
 
 

@@ -898,6 +898,10 @@ def _merge_progress(status: Status, progress: Progress | None) -> Status:
         changes["current_step"] = progress.step
     if progress.checkpoint is not None:
         changes["latest_checkpoint"] = progress.checkpoint
+        if progress.checkpoint_time is not None:
+            changes["latest_checkpoint_time"] = progress.checkpoint_time
+        elif progress.checkpoint != status.latest_checkpoint:
+            changes["latest_checkpoint_time"] = None  # a newer one, its time unknown
     if progress.best_metric is not None and progress.monitor:
         changes["best_metric"] = BestMetric(
             name=progress.monitor, value=progress.best_metric, epoch=progress.best_epoch

@@ -108,6 +108,16 @@ class RestartPolicy:
     pending_timeout_seconds: int = field(
         default=600, metadata=schema("pendingTimeoutSeconds", minimum=1, maximum=604_800)
     )
+    #: No step for this long while the attempt runs: it ends as ``Stalled`` (a failure,
+    #: restarted after the backoff). None: off.
+    stall_timeout_seconds: int | None = field(
+        default=None, metadata=schema("stallTimeoutSeconds", minimum=1, maximum=604_800)
+    )
+    #: With ``stallTimeoutSeconds``: the allowance of the attempt's first step (start-up,
+    #: restore, compilation), counted from when the attempt runs.
+    first_step_timeout_seconds: int = field(
+        default=1800, metadata=schema("firstStepTimeoutSeconds", minimum=1, maximum=604_800)
+    )
     #: A failure after this many epochs of progress since the previous failure
     #: starts the failure budget afresh; 0: never (every failure counts).
     reset_after_progress_epochs: int = field(

@@ -149,6 +149,10 @@ class Status:
     current_epoch: int = field(default=0, metadata=schema("currentEpoch", minimum=0))
     current_step: int = field(default=0, metadata=schema("currentStep", minimum=0))
     latest_checkpoint: str | None = field(default=None, metadata=schema("latestCheckpoint"))
+    #: When :attr:`latest_checkpoint` was published, when the trainer said so while it ran.
+    latest_checkpoint_time: datetime | None = field(
+        default=None, metadata=schema("latestCheckpointTime")
+    )
     best_metric: BestMetric | None = field(default=None, metadata=schema("bestMetric"))
     #: 1-based epoch at which early stopping fired.
     early_stop_epoch: int | None = field(default=None, metadata=schema("earlyStopEpoch", minimum=1))

@@ -21,6 +21,8 @@ class Progress:
     epoch: int | None = None
     step: int | None = None
     checkpoint: str | None = None
+    #: When ``checkpoint`` was published, when known (live progress; not in a termination message).
+    checkpoint_time: datetime | None = None
     best_metric: float | None = None
     monitor: str | None = None
     best_epoch: int | None = None

@@ -37,6 +37,7 @@ class Cause(enum.StrEnum):
     IMAGE_PULL_ERROR = "ImagePullError"  # ErrImagePull, ImagePullBackOff, InvalidImageName
     CONFIG_ERROR = "ConfigError"  # CreateContainerConfigError, CreateContainerError
     PENDING_TIMEOUT = "PendingTimeout"  # not running after restartPolicy.pendingTimeoutSeconds
+    STALLED = "Stalled"  # no training step for restartPolicy.stallTimeoutSeconds
     STOPPED = "Stopped"  # stopped on purpose by the operator or the runner (suspend, deadline)
 
 
@@ -54,6 +55,7 @@ FAILURE_CAUSES: Final = frozenset(
         Cause.IMAGE_PULL_ERROR,
         Cause.CONFIG_ERROR,
         Cause.PENDING_TIMEOUT,
+        Cause.STALLED,
     }
 )
 

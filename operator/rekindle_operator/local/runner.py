@@ -25,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from rekindle_operator.core import engine, job_spec, job_status, observation
+from rekindle_operator.core import engine, job_spec, job_status, live_progress, observation
 from rekindle_operator.core.engine import Action, Decision
 from rekindle_operator.core.job_spec import TrainingJobSpec
 from rekindle_operator.core.job_status import Status
@@ -287,6 +287,10 @@ class LocalRunner:
             run_started=self._first_attempt_started,
             on_progress=self._progress_reporter(number, view),
             say=self.say,
+            stall=live_progress.stall_rule(
+                spec.restart_policy.stall_timeout_seconds,
+                spec.restart_policy.first_step_timeout_seconds,
+            ),
         )
         self.stats.saves = view.saves
         return supervised
@@ -469,6 +473,8 @@ class _Position:
     epoch: int | None = None
     step: int | None = None
     checkpoint: str | None = None
+    #: When the checkpoint was published, or restored by this attempt (as the cluster shows it).
+    checkpoint_time: datetime.datetime | None = None
 
     def follow(self, event: ProgressEvent | None, view: ProgressView) -> None:
         """Move with ``event`` (``view`` has already read it)."""
@@ -477,10 +483,16 @@ class _Position:
         self.epoch, self.step = view.epochs_done, view.step
         if event.kind is not ProgressKind.EPOCH_END and event.data.get("checkpoint"):
             self.checkpoint = str(event.data["checkpoint"])
+            self.checkpoint_time = datetime.datetime.fromtimestamp(event.time, datetime.UTC)
 
     def progress(self) -> observation.Progress:
         """The position as the engine reads it."""
-        return observation.Progress(epoch=self.epoch, step=self.step, checkpoint=self.checkpoint)
+        return observation.Progress(
+            epoch=self.epoch,
+            step=self.step,
+            checkpoint=self.checkpoint,
+            checkpoint_time=self.checkpoint_time,
+        )
 
 
 #: The progress events that move the position the status shows.

@@ -22,6 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from rekindle_operator.core import live_progress
+from rekindle_operator.core.live_progress import StallRule
 from rekindle_operator.core.reasons import Cause
 from rekindle_operator.local.attempt import Attempt, ProcessExit
 from rekindle_operator.local.console import Console
@@ -92,8 +94,13 @@ def supervise(
     run_started: float,
     on_progress: Callable[[ProgressEvent | None], str | None],
     say: Callable[[str], None],
+    stall: StallRule | None = None,
 ) -> Supervised:
-    """Run ``attempts`` (one per worker, the chief first) to their end (see the module doc)."""
+    """Run ``attempts`` (one per worker, the chief first) to their end (see the module doc).
+
+    ``stall``: ``restartPolicy.stallTimeoutSeconds`` as a rule: no step event for that
+    long (a frozen trainer writes none) stops the attempt as ``Stalled``.
+    """
     watch = _Watch(
         members=[_Member(attempt, index) for index, attempt in enumerate(attempts)],
         tail=ProgressTail(attempts[0].files.progress_file),
@@ -107,6 +114,7 @@ def supervise(
         run_started=run_started,
         on_progress=on_progress,
         say=say,
+        stall=stall,
     )
     faults.begin_attempt()
     try:
@@ -182,6 +190,10 @@ class _Watch:
     kills_sent: int = 0
     stop_reason: str | None = None
     next_tick: float = field(default_factory=lambda: time.monotonic() + TICK_SECONDS)
+    stall: StallRule | None = None
+    #: When the attempt was started, and when its step counter last moved (None: not yet).
+    since: float = field(default_factory=time.monotonic)
+    stepped_at: float | None = None
 
     def look(self) -> None:
         """One poll: new progress, due faults, a stop asked for, Ctrl-C, a grace run out."""
@@ -194,6 +206,7 @@ class _Watch:
             self.stop_reason = self.stop_reason or self.on_progress(None)
         if self.stop_reason is not None:
             self._stop()
+        self._check_stall()
         if due is not None:
             self._inject(due)
         if self.interrupts.count > self.kills_sent:
@@ -251,6 +264,8 @@ class _Watch:
         """Count and show one progress event, tell the runner; the fault it makes due, if any."""
         if event.kind is ProgressKind.EPOCH_END:
             self.stats.epochs_trained += 1
+        if event.kind in (ProgressKind.STEP, ProgressKind.EPOCH_END):
+            self.stepped_at = time.monotonic()
         lines = self.view.lines_for(event)
         if self.show_progress:
             bar = self.view.bar()
@@ -275,6 +290,27 @@ class _Watch:
         for member in self.members:
             member.known_cause, member.did = Cause.STOPPED, f"stopped: {self.stop_reason}"
             member.terminate(self.grace_seconds)
+
+    def _check_stall(self) -> None:
+        """No step for ``stallTimeoutSeconds``: stop every worker; the attempt ends ``Stalled``."""
+        if self.stopping or self.interrupted:
+            return
+        why = live_progress.stall_message(
+            self.stall,
+            since=self.since,
+            stepped=self.stepped_at is not None,
+            moved_at=self.stepped_at,
+            now=time.monotonic(),
+        )
+        if why is None:
+            return
+        self.stopping = True
+        pids = ", ".join(str(m.attempt.pid) for m in self.members)
+        self.say(f"stalled: {why}; stopping attempt (pid {pids}) with SIGTERM")
+        for member in self.members:
+            if member.running:
+                member.known_cause, member.did = Cause.STALLED, f"stalled: {why}"
+                member.terminate(self.grace_seconds)
 
     def _inject(self, due: Fault) -> None:
         """Fire a due ``--inject`` fault at its worker (only the first, and not after a Ctrl-C)."""

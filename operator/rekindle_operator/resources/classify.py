@@ -43,6 +43,9 @@ from rekindle_trainer.contract import Outcome, TerminationMessage, timestamps
 #: (value: why, e.g. ``Suspended``, ``DeadlineExceeded``). Such an end is
 #: :attr:`Cause.STOPPED`, never a disruption.
 STOP_ANNOTATION: Final = "rekindle.dev/stopped-by-operator"
+#: The stop annotation's value on the pods of an attempt whose trainer stalled: their
+#: end is read as ``Stalled`` (a failure), not as a stop on purpose.
+STALLED_STOP: Final = "Stalled"
 
 #: Seconds after a pod's grace period ended (its ``deletionTimestamp``) with its
 #: trainer not reported ended: its kubelet is gone, the pod is replaced.
@@ -266,7 +269,12 @@ class _PodSigns:
         )
 
     def stopped(self) -> _Why | None:
-        """The operator stopped the pod on purpose."""
+        """The operator stopped the pod on purpose (a stalled trainer's: a failure)."""
+        if self.stopped_by == STALLED_STOP:
+            return (
+                Cause.STALLED,
+                "stopped: no training step within restartPolicy.stallTimeoutSeconds",
+            )
         return (Cause.STOPPED, f"stopped: {self.stopped_by}") if self.stopped_by else None
 
 

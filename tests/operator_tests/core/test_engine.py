@@ -132,3 +132,64 @@ def test_a_restart_promises_the_newest_valid_checkpoint_not_the_last_one_reporte
     assert decision.event.message.startswith(
         "restarting from the newest valid checkpoint (none reported yet) because of NodeLost"
     )
+
+
+def test_a_live_reading_moves_the_status_while_the_attempt_runs() -> None:
+    s = _spec()
+    pending = engine.decide(s, job_status.Status(), None, T0).status
+    saved = T0 + timedelta(seconds=30)
+    live = observation.Progress(
+        epoch=3,
+        step=30,
+        checkpoint="ckpt-3-30",
+        checkpoint_time=saved,
+        best_metric=0.25,
+        monitor="val_loss",
+        best_epoch=2,
+    )
+    running = engine.decide(
+        s, pending, observation.AttemptRunning(attempt=1, progress=live), T0 + timedelta(1)
+    ).status
+    assert (running.current_epoch, running.current_step) == (3, 30)
+    assert (running.latest_checkpoint, running.latest_checkpoint_time) == ("ckpt-3-30", saved)
+    assert running.best_metric == job_status.BestMetric(name="val_loss", value=0.25, epoch=2)
+    # The attempt's end names a newer checkpoint without its time: no stale age is shown.
+    newer = observation.Progress(epoch=4, step=40, checkpoint="ckpt-4-40")
+    end = observation.AttemptEnd(attempt=1, cause=Cause.PREEMPTED, progress=newer)
+    after = engine.decide(s, running, end, T0 + timedelta(2)).status
+    assert (after.latest_checkpoint, after.latest_checkpoint_time) == ("ckpt-4-40", None)
+    same = observation.Progress(checkpoint="ckpt-3-30")
+    kept = engine.decide(
+        s, running, observation.AttemptEnd(attempt=1, cause=Cause.PREEMPTED, progress=same), T0
+    ).status
+    assert kept.latest_checkpoint_time == saved
+
+
+def test_a_stalled_attempt_is_a_failure_restarted_after_the_backoff() -> None:
+    s = _spec(restartPolicy={"stallTimeoutSeconds": 60, "backoff": {"initialSeconds": 10}})
+    assert s.restart_policy.stall_timeout_seconds == 60
+    assert s.restart_policy.first_step_timeout_seconds == 1800
+    pending = engine.decide(s, job_status.Status(), None, T0).status
+    running = engine.decide(s, pending, observation.AttemptRunning(attempt=1), T0).status
+    pod = {
+        "metadata": {
+            "name": "job-1",
+            "labels": {"rekindle.dev/attempt": "1"},
+            "annotations": {classify.STOP_ANNOTATION: classify.STALLED_STOP},
+            "deletionTimestamp": "2026-11-26T10:00:05Z",
+        },
+        "status": {
+            "phase": "Failed",
+            "containerStatuses": [
+                {"name": "trainer", "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}
+            ],
+        },
+    }
+    end = classify.classify_pod(pod, now=T0, pending_timeout_seconds=600)
+    assert isinstance(end, observation.AttemptEnd)
+    assert end.cause is Cause.STALLED
+    decision = engine.decide(s, running, end, T0)
+    assert decision.action is Action.RESTART_AFTER
+    assert decision.requeue_after == 10
+    assert decision.status.restarts.failures == 1
+    assert decision.status.restarts.by_cause == {"Stalled": 1}

@@ -87,6 +87,9 @@ def test_an_uninterrupted_run_stops_early_and_succeeds(tmp_path: Path) -> None:
     assert status["earlyStopEpoch"] == 8  # best epoch 6, patience 2
     assert status["restarts"]["total"] == 0
     assert status["bestMetric"] == {"name": "val_loss", "value": pytest.approx(0.1), "epoch": 6}
+    # As on a cluster: when the newest checkpoint was published (the progress event's time).
+    assert status["latestCheckpoint"]
+    assert status["latestCheckpointTime"].endswith("Z")
     assert "epoch  8/20  [########################] 5/5" in out
     assert "early stop    epoch 8" in out
     assert "early stopping saved 12 (60%)" in out
@@ -126,6 +129,35 @@ def test_a_crash_restarts_after_the_backoff_and_counts_as_a_failure(tmp_path: Pa
     assert "waiting 1.0 s before the next attempt" in out
     assert time.monotonic() - started >= 1.0
     assert status["earlyStopEpoch"] == 8
+
+
+def test_a_frozen_trainer_is_stopped_as_stalled_and_restarted_after_the_backoff(
+    tmp_path: Path,
+) -> None:
+    manifest = _manifest(
+        tmp_path,
+        hyperparameters={"freezeAtStep": 12},
+        restartPolicy={
+            "maxRestarts": 2,
+            "backoff": {"initialSeconds": 1, "maxSeconds": 1},
+            "stallTimeoutSeconds": 1,
+            "firstStepTimeoutSeconds": 30,
+        },
+        terminationGracePeriodSeconds=1,
+    )
+    code, out, _ = _run(manifest, tmp_path / "wd")
+    assert code == 0, out
+    status = _status(tmp_path / "wd")
+    assert (status["phase"], status["earlyStopEpoch"]) == ("Succeeded", 8)
+    assert status["restarts"] == {
+        "total": 1,
+        "failures": 1,
+        "disruptions": 0,
+        "byCause": {"Stalled": 1},
+    }
+    assert "stalled: no training step for" in out
+    assert "did not exit 1 s after SIGTERM: killing it" in out  # SIGSTOPped: only SIGKILL works
+    assert "waiting 1.0 s before the next attempt" in out
 
 
 def test_failures_beyond_max_restarts_fail_the_job_and_keep_the_checkpoints(

@@ -63,6 +63,7 @@ def test_printer_columns_point_at_status_fields() -> None:
         "Phase",
         "Epoch",
         "Best",
+        "Saved",
         "Restarts",
         "Workers",
         "Age",
@@ -76,6 +77,8 @@ def test_printer_columns_point_at_status_fields() -> None:
         for part in path.removeprefix(".status.").split("."):
             node = node["properties"][part]
         kinds = {"integer": "integer", "number": "number", "string": "string"}
+        if node.get("format") == "date-time":
+            kinds["string"] = "date"  # kubectl prints its age
         assert kinds[node["type"]] == column["type"], column
 
 

@@ -26,6 +26,8 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from rekindle_trainer import contract
+from rekindle_trainer.contract.live import PROGRESS_PATH
+from rekindle_trainer.reporting.live import LiveState
 
 _SAVE_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 _STALL_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -144,22 +146,29 @@ class Health:
 
 
 class MetricsServer:
-    """Serves ``/metrics`` and ``/healthz`` on a daemon thread.
+    """Serves ``/metrics``, ``/healthz`` and ``/progress`` on a daemon thread.
 
     Args:
         metrics: the registry to expose.
         health: the health state to report.
         port: TCP port; 0 asks the OS for a free one (use :attr:`port` afterwards).
         host: the address to bind. Defaults to all interfaces (a pod's metrics port).
+        live: what ``/progress`` serves (see :mod:`rekindle_trainer.contract.live`).
     """
 
     def __init__(
-        self, metrics: TrainerMetrics, health: Health, port: int, host: str = "0.0.0.0"
+        self,
+        metrics: TrainerMetrics,
+        health: Health,
+        port: int,
+        host: str = "0.0.0.0",
+        *,
+        live: LiveState | None = None,
     ) -> None:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            """Two read-only paths; everything else is 404."""
+            """Three read-only paths; everything else is 404."""
 
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
@@ -167,6 +176,9 @@ class MetricsServer:
                     self._send(200, CONTENT_TYPE_LATEST, outer.metrics.exposition())
                 elif path == contract.HEALTH_PATH:
                     body = json.dumps(outer.health.document()).encode()
+                    self._send(200, "application/json", body)
+                elif path == PROGRESS_PATH:
+                    body = outer.live.document().to_json().encode()
                     self._send(200, "application/json", body)
                 else:
                     self._send(404, "text/plain", b"not found\n")
@@ -183,6 +195,7 @@ class MetricsServer:
 
         self.metrics = metrics
         self.health = health
+        self.live = live if live is not None else LiveState()
         self._server = ThreadingHTTPServer((host, port), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])

@@ -15,8 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from rekindle_trainer.contract import Outcome, ProgressKind
+from rekindle_trainer.contract.live import LiveBest
 from rekindle_trainer.core.position import Position
 from rekindle_trainer.reporting.addenda import Addenda
+from rekindle_trainer.reporting.live import LiveState
 from rekindle_trainer.reporting.metrics import Health, TrainerMetrics
 from rekindle_trainer.reporting.progress import ProgressLog
 
@@ -47,12 +49,15 @@ class Reporter:
         health: Health,
         progress: ProgressLog,
         addenda: Addenda | None = None,
+        live: LiveState | None = None,
     ) -> None:
         self.metrics = metrics
         self.health = health
         self.progress = progress
         #: What the termination message must carry however the attempt ends.
         self.addenda = addenda if addenda is not None else Addenda()
+        #: What ``GET /progress`` serves to the operator.
+        self.live = live if live is not None else LiveState()
 
     # ------------------------------------------------------------ attempt start
 
@@ -86,6 +91,7 @@ class Reporter:
         self.metrics.step.set(position.step)
         self.metrics.lost_steps.inc(lost_steps)
         self.addenda.start = (position.epoch, position.step, restored_from)
+        self.live.started(attempt, position.epoch, position.step, restored_from)
         at = {"epoch": position.epoch, "step": position.step}
         budget = {"epochs": epochs, "steps_per_epoch": steps_per_epoch}
         noted = {"note": note} if note else {}
@@ -105,6 +111,7 @@ class Reporter:
     def training(self) -> None:
         """A ``fit`` call begins."""
         self.health.phase = "training"
+        self.live.phase("training")
 
     def step_done(
         self, position: Position, steps_per_epoch: int, logs: Mapping[str, Any] | None
@@ -118,6 +125,7 @@ class Reporter:
         self.metrics.step.set(position.step)
         self.metrics.last_step_time.set(now)
         self.health.last_step = now
+        self.live.step(position.step)
         if self.progress.step_due():
             self.progress.emit(
                 ProgressKind.STEP,
@@ -129,14 +137,27 @@ class Reporter:
             )
 
     def epoch_done(
-        self, position: Position, logs: Mapping[str, float], monitor: str, best: float | None
+        self,
+        position: Position,
+        logs: Mapping[str, float],
+        monitor: str,
+        best: float | None,
+        best_epoch: int | None = None,
     ) -> None:
-        """An epoch ended: ``position.epoch`` epochs are done; ``best`` of ``monitor`` so far."""
+        """An epoch ended: ``position.epoch`` epochs are done; ``best`` of ``monitor`` so far.
+
+        ``best_epoch`` is 0-based (Keras' index), as early stopping keeps it.
+        """
         for key, value in logs.items():
             self.metrics.log_value.labels(key).set(value)
         self.metrics.epoch.set(position.epoch)
         if best is not None:
             self.metrics.best_value.labels(monitor).set(best)
+        live_best = None
+        if best is not None:
+            one_based = best_epoch + 1 if best_epoch is not None else None
+            live_best = LiveBest(monitor=monitor, value=best, epoch=one_based)
+        self.live.epoch(position.epoch, position.step, live_best)
         self.progress.emit(
             ProgressKind.EPOCH_END, epoch=position.epoch, step=position.step, logs=dict(logs)
         )
@@ -185,6 +206,7 @@ class Reporter:
         m.checkpoint_bytes.set(nbytes)
         m.written_bytes.inc(nbytes)
         m.last_checkpoint_time.set(time.time())
+        self.live.checkpoint(name, epoch=epoch, step=step, seconds=seconds)
         self.progress.emit(
             ProgressKind.CHECKPOINT,
             checkpoint=name,
@@ -200,6 +222,7 @@ class Reporter:
     def finishing(self) -> None:
         """Training is over; the final save and the export follow."""
         self.health.phase = "finishing"
+        self.live.phase("finishing")
 
     def finished(self, outcome: Outcome) -> None:
         """The attempt ended with ``outcome``."""

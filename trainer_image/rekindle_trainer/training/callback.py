@@ -145,7 +145,9 @@ class RekindleCallback(keras.callbacks.Callback):  # type: ignore[misc]
         es = self.info.config.early_stopping
         verdict = stopper.on_epoch_end(epoch, values) if stopper else EpochVerdict(False, False)
         best = self.early_stopping.best
-        self.reporter.epoch_done(pos, values, es.monitor, best)
+        self.reporter.epoch_done(
+            pos, values, es.monitor, best, best_epoch=self.early_stopping.best_epoch
+        )
         stopping = verdict.stop and es.enabled
         stop, since_save = self._agreed()
         trigger = self._policy.at_epoch_end(

@@ -36,6 +36,7 @@ from rekindle_trainer.contract import EXIT_CODE_FOR_OUTCOME, Outcome, Terminatio
 from rekindle_trainer.core import config
 from rekindle_trainer.core.config import ConfigError, RuntimeEnv, TrainerConfig
 from rekindle_trainer.reporting.addenda import Addenda
+from rekindle_trainer.reporting.live import LiveState
 from rekindle_trainer.reporting.metrics import Health, MetricsServer, TrainerMetrics
 from rekindle_trainer.reporting.progress import ProgressLog
 from rekindle_trainer.reporting.reporter import Reporter
@@ -138,6 +139,8 @@ class Session:
     runtime: RuntimeEnv
     metrics: TrainerMetrics = field(default_factory=TrainerMetrics)
     health: Health = field(default_factory=Health)
+    #: What ``GET /progress`` serves (the operator reads it: live status, stall detection).
+    live: LiveState = field(default_factory=LiveState)
     stop: StopRequest = field(default_factory=StopRequest)
     strategy: Any = None
     progress: ProgressLog | None = None
@@ -174,7 +177,7 @@ class Session:
         from rekindle_trainer.training.loop import run_attempt  # noqa: PLC0415
 
         assert self.progress is not None
-        reporter = Reporter(self.metrics, self.health, self.progress, self.addenda)
+        reporter = Reporter(self.metrics, self.health, self.progress, self.addenda, self.live)
         self.message = run_attempt(setup, self.config, self.runtime, reporter, self.stop.event)
         return self.message
 
@@ -248,7 +251,9 @@ def _open(
     current.addenda.report_timing = runtime.report_timing
     try:
         if runtime.metrics_port:
-            current.server = MetricsServer(current.metrics, current.health, runtime.metrics_port)
+            current.server = MetricsServer(
+                current.metrics, current.health, runtime.metrics_port, live=current.live
+            )
         current.progress = ProgressLog(runtime.progress_file)
         current.strategy = configure_tensorflow(trainer_config, runtime)
         stop.reclaim()
