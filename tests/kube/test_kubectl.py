@@ -8,6 +8,7 @@ skip locally and fail under ``CI=true``.
 
 from __future__ import annotations
 
+import datetime
 import threading
 import time
 from pathlib import Path
@@ -150,6 +151,12 @@ def test_create_of_a_pod_with_an_unknown_field_is_refused(kubectl: Kubectl) -> N
 # --- server-side printing -----------------------------------------------------------------
 
 
+def _ago(seconds: float) -> str:
+    """An RFC 3339 time ``seconds`` ago (a status timestamp)."""
+    when = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=seconds)
+    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_get_tj_prints_the_printer_columns(kube_api: Cluster, kubectl: Kubectl) -> None:
     kube_api.create_from_file(DIGITS, NS)
     job_status(
@@ -162,12 +169,16 @@ def test_get_tj_prints_the_printer_columns(kube_api: Cluster, kubectl: Kubectl) 
             "bestMetric": {"name": "val_loss", "value": 0.25, "epoch": 6},
             "restarts": {"total": 2, "failures": 1, "disruptions": 1},
             "restartBudget": {"failuresUsed": 1, "failuresLeft": 2},
+            "currentStep": 380,
+            "latestCheckpoint": "ckpt-e0000007-s00000380",
+            "latestCheckpointTime": _ago(150),
         },
     )
     printed = kubectl.run("get", "tj")
     no_warnings(printed.stderr)
     [row] = kubectl.table("tj")
-    assert list(row) == ["NAME", "PHASE", "EPOCH", "BEST", "RESTARTS", "WORKERS", "AGE"]
+    assert list(row) == ["NAME", "PHASE", "EPOCH", "BEST", "SAVED", "RESTARTS", "WORKERS", "AGE"]
+    assert row["SAVED"] in ("2m30s", "2m31s", "2m32s"), "the checkpoint's age, as kubectl prints it"
     assert (row["NAME"], row["PHASE"], row["EPOCH"], row["BEST"], row["RESTARTS"]) == (
         "digits",
         "Running",
@@ -178,6 +189,11 @@ def test_get_tj_prints_the_printer_columns(kube_api: Cluster, kubectl: Kubectl) 
     assert row["AGE"].endswith("s")
     [wide] = kubectl.table("tj", "-o", "wide")
     assert (wide["FAILURES-LEFT"], wide["REASON"]) == ("2", "AttemptRunning")
+    assert (wide["STEP"], wide["BEST-EPOCH"], wide["CHECKPOINT"]) == (
+        "380",
+        "6",
+        "ckpt-e0000007-s00000380",
+    )
     [single] = kubectl.table("tj", "digits")
     assert {k: v for k, v in single.items() if k != "AGE"} == {
         k: v for k, v in row.items() if k != "AGE"

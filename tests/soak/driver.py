@@ -36,7 +36,14 @@ SOAK_SPEC: dict[str, Any] = {
     # quiet machine an epoch takes well under a second, and faults need room.
     "training": {"epochs": 60, "hyperparameters": {"learningRate": 0.001}},
     "earlyStopping": {"minDelta": 0.001},
-    "restartPolicy": {"maxRestarts": 30, "backoff": {"initialSeconds": 1, "maxSeconds": 2}},
+    # A frozen trainer (the stall fault) is noticed within about 30 s and killed after
+    # the grace period; a healthy one steps many times a second.
+    "restartPolicy": {
+        "maxRestarts": 30,
+        "backoff": {"initialSeconds": 1, "maxSeconds": 2},
+        "stallTimeoutSeconds": 20,
+    },
+    "terminationGracePeriodSeconds": 15,
 }
 CLAIM_OF = "{job}-checkpoints"
 FINAL = frozenset({"Succeeded", "Failed"})

@@ -23,6 +23,7 @@ KINDS = [
     FaultKind.EVICT,
     FaultKind.DELETE,
     FaultKind.NODE_LOST,
+    FaultKind.STALL,
     FaultKind.OPERATOR_KILLED,
 ]
 
