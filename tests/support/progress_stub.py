@@ -15,10 +15,15 @@ from rekindle_trainer.contract.live import PROGRESS_PATH, LiveProgress
 
 
 class ProgressStub:
-    """One listening port answering ``/progress`` with :attr:`doc` (None: 503, no answer)."""
+    """One listening port answering ``/progress`` with :attr:`doc` (None: 503, no answer).
 
-    def __init__(self, doc: LiveProgress | None = None) -> None:
+    ``status`` other than 200 answers that status instead (404: a trainer without the
+    endpoint).
+    """
+
+    def __init__(self, doc: LiveProgress | None = None, status: int = 200) -> None:
         self.doc = doc
+        self.status = status
         self.reads = 0
         outer = self
 
@@ -26,8 +31,8 @@ class ProgressStub:
             def do_GET(self) -> None:
                 outer.reads += 1
                 current = outer.doc
-                if self.path != PROGRESS_PATH or current is None:
-                    self.send_response(503)
+                if self.path != PROGRESS_PATH or current is None or outer.status != 200:
+                    self.send_response(503 if outer.status == 200 else outer.status)
                     self.end_headers()
                     return
                 body = current.to_json().encode()

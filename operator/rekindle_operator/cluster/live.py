@@ -16,6 +16,7 @@ set, the file ``<dir>/<namespace>/<pod>`` holds the ``host:port`` to ask.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 from collections.abc import Mapping
@@ -37,6 +38,15 @@ log = logging.getLogger(__name__)
 ENV_ADDRESS_DIR: Final = "REKINDLE_TRAINER_ADDRESS_DIR"
 
 JobKey = tuple[str, str]
+
+
+class _Absent(enum.Enum):
+    """What :meth:`LiveReads.fetch` gives for a trainer without ``GET /progress``."""
+
+    ABSENT = "absent"
+
+
+ABSENT: Final = _Absent.ABSENT
 
 
 def pod_address(pod: Mapping[str, Any], address_dir: Path | None = None) -> str | None:
@@ -64,6 +74,8 @@ class _Followed:
     rule: StallRule | None = None
     #: Why it counts as stalled, once it does.
     stalled: str | None = None
+    #: It answered 404: a trainer without the endpoint, whose progress cannot be followed.
+    absent: bool = False
 
 
 class LiveReads:
@@ -133,15 +145,37 @@ class LiveReads:
         followed = self._jobs.get(key)
         if followed is None:
             return False
-        doc = await self.read(followed.address)
+        doc = await self.fetch(followed.address)
         if self._jobs.get(key) is not followed:  # followed anew, or forgotten, meanwhile
             return False
-        followed.track, write = live_progress.observe(followed.track, self.policy, doc, now)
-        followed.stalled = live_progress.stalled(followed.track, followed.rule, now)
+        if doc is ABSENT:
+            if not followed.absent:
+                log.warning(
+                    "The trainer of %s/%s at %s serves no %s (an image older than the "
+                    "operator, or a program of its own): its status moves only when its "
+                    "attempt ends, and restartPolicy.stallTimeoutSeconds does not apply",
+                    *key,
+                    followed.address,
+                    PROGRESS_PATH,
+                )
+            followed.absent = True
+        live = doc if isinstance(doc, LiveProgress) else None
+        followed.track, write = live_progress.observe(followed.track, self.policy, live, now)
+        if not followed.absent:  # a trainer that cannot say it steps is never called stalled
+            followed.stalled = live_progress.stalled(followed.track, followed.rule, now)
         return write or followed.stalled is not None
 
     async def read(self, address: str) -> LiveProgress | None:
         """One ``GET /progress``; None when it does not answer in time or answers nonsense."""
+        doc = await self.fetch(address)
+        return doc if isinstance(doc, LiveProgress) else None
+
+    async def fetch(self, address: str) -> LiveProgress | _Absent | None:
+        """:meth:`read`, telling :data:`ABSENT` (HTTP 404: no such endpoint) from no answer.
+
+        A frozen trainer accepts the connection and never answers; one without the
+        endpoint answers at once that it has none.
+        """
         self.reads += 1
         if self._session is None:
             self._session = aiohttp.ClientSession(
@@ -150,6 +184,9 @@ class LiveReads:
         try:
             async with self._session.get(f"http://{address}{PROGRESS_PATH}") as response:
                 body = await response.content.read(MAX_DOCUMENT_BYTES + 1)
+                if response.status == 404:
+                    self.unanswered += 1
+                    return ABSENT
                 if response.status != 200:
                     raise ValueError(f"HTTP {response.status}")
             return LiveProgress.from_json(body)

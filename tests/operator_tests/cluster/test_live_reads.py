@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
+
+import pytest
 
 from rekindle_operator.cluster.live import LiveReads, pod_address
 from rekindle_operator.core.live_progress import LivePolicy, StallRule
@@ -60,3 +63,31 @@ def test_only_a_followed_attempt_is_read_and_a_frozen_one_stalls(tmp_path: Path)
         stub.close()
     assert stub.reads == 3
     assert reads.unanswered == 2
+
+
+def test_a_trainer_without_the_endpoint_is_never_called_stalled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An older trainer image, or a user's own program: 404, at once, on every read.
+    stub = ProgressStub(LiveProgress(attempt=1), status=404)
+    stub.publish(tmp_path, "ml", "job-1")
+    reads = LiveReads(LivePolicy(timeout_seconds=1), address_dir=tmp_path)
+
+    async def scenario() -> None:
+        reads.follow(KEY, 1, _pod(), 0.0, StallRule(timeout_seconds=30, first_step_seconds=60))
+        for now in (0.0, 61.0, 3600.0):  # far past the first step's allowance
+            assert not await reads.poll(KEY, now)
+            assert reads.stalled(KEY, 1) is None
+        assert reads.progress(KEY, 1) is None
+        await reads.close()
+
+    with caplog.at_level(logging.WARNING, logger="rekindle_operator.cluster.live"):
+        try:
+            asyncio.run(scenario())
+        finally:
+            stub.close()
+    assert stub.reads == 3
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1, "said once per attempt, not on every read"
+    assert "serves no /progress" in warned[0]
+    assert "stallTimeoutSeconds does not apply" in warned[0]
