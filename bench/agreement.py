@@ -6,15 +6,19 @@ free ports, the trainer's ``make_strategy``) and builds the gang benchmark's
 digits model (batch 64 global). In every round each worker times, in turn:
 
 - ``steps`` training steps of ``fit`` (the time between consecutive
-  ``on_train_batch_end`` calls, no agreement in them), and
+  ``on_train_batch_end`` calls, no agreement in them),
 - ``calls`` calls of ``Agreement.agree((sigterm, timer_due))``, exactly as the
-  trainer's callback makes one after every step (the compiled all-reduce).
+  trainer's callback makes one after every step (the compiled all-reduce), and
+- ``steps`` steps again, a callback agreeing at each step's end as the
+  trainer's does: the cross-check of the agreement's cost inside the loop.
 
-The two alternate, their order swapped every other round, so that a change in
-the machine's load falls on both. The figure is the agreement's cost per step
-(ms, the mean call of a round) and its share of the round's step time; the
-median and range over the rounds. With one worker ``agree`` makes no
-collective (the callback does not even call it): measured too, it should be
+The three run in turn, their order rotated every round (each after a barrier),
+so that a change in the machine's load falls on all. The figure is the
+agreement's cost per step (ms, the mean call of a round) and its share of the
+same round's step time, plus what agreeing at each step's end adds to a step;
+the median and range over the rounds. With one worker ``agree`` makes no
+collective (the trainer's callback does not even call it): measured too, it
+should be
 about nothing. Writes ``bench/results/agreement.json``. No goal was set: the
 figures are measured, not judged.
 """
@@ -72,13 +76,18 @@ def summarize(rounds: list[dict[str, float]]) -> dict[str, Any]:
         if one["step_ms"] == 0:
             raise ValueError(f"rounds[{index}].step_ms: 0; time at least two steps a round")
     shares = [100 * r["agree_ms"] / r["step_ms"] for r in rounds]
-    return {
+    summary: dict[str, Any] = {
         "rounds": len(rounds),
         "agree_ms": _spread([r["agree_ms"] for r in rounds], 4),
         "step_ms": _spread([r["step_ms"] for r in rounds], 2),
         "agree_percent_of_step": _spread(shares, 2),
         "verdict": VERDICT,
     }
+    if all("agreed_step_ms" in r for r in rounds):
+        added = [r["agreed_step_ms"] - r["step_ms"] for r in rounds]
+        summary["agreed_step_ms"] = _spread([r["agreed_step_ms"] for r in rounds], 2)
+        summary["added_in_step_ms"] = _spread(added, 2)
+    return summary
 
 
 def spread_text(figure: dict[str, float], unit: str = "") -> str:
@@ -94,21 +103,31 @@ def table_rows(by_workers: dict[str, dict[str, Any]]) -> list[tuple[str, str, st
         rows.append((f"training step, {label} (ms)", spread_text(summary["step_ms"]), ""))
         share = spread_text(summary["agree_percent_of_step"], " %")
         rows.append((f"agreement / step, {label}", share, summary["verdict"]))
+        if "added_in_step_ms" in summary:
+            with_it = spread_text(summary["agreed_step_ms"])
+            rows.append((f"step agreeing at its end, {label} (ms)", with_it, ""))
+            added = spread_text(summary["added_in_step_ms"])
+            rows.append((f"added by agreeing, {label} (ms)", added, ""))
     return rows
 
 
 # ------------------------------------------------------------- one worker
 
 
-def _timed_steps(model: Any, dataset: Any, steps: int) -> float:
-    """Mean ms between consecutive step ends over ``steps`` steps of ``fit``."""
+def _timed_steps(model: Any, dataset: Any, steps: int, agreement: Any = None) -> float:
+    """Mean ms between consecutive step ends over ``steps`` steps of ``fit``.
+
+    With ``agreement``, each step end also agrees, as the trainer's callback does.
+    """
     import keras
 
     ends: list[float] = []
 
-    class Clock(keras.callbacks.Callback):
+    class Clock(keras.callbacks.Callback):  # type: ignore[misc]
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             ends.append(time.perf_counter())
+            if agreement is not None:
+                agreement.agree((False, False))
 
     model.fit(dataset, epochs=1, steps_per_epoch=steps + 1, verbose=0, callbacks=[Clock()])
     return 1000 * (ends[-1] - ends[0]) / (len(ends) - 1)
@@ -146,16 +165,17 @@ def worker(workers: int, rounds: int, steps: int, calls: int) -> list[dict[str, 
         _timed_steps(setup.model, dataset, 3)  # traces the step
         _timed_agree(agreement, 5)  # traces the all-reduce
         for index in range(rounds):
-            agreement.barrier()
-            if index % 2:
-                agree_ms, step_ms = (
-                    _timed_agree(agreement, calls),
-                    _timed_steps(setup.model, dataset, steps),
-                )
-            else:
-                step_ms = _timed_steps(setup.model, dataset, steps)
-                agree_ms = _timed_agree(agreement, calls)
-            results.append({"agree_ms": agree_ms, "step_ms": step_ms})
+            phases = {
+                "step_ms": lambda: _timed_steps(setup.model, dataset, steps),
+                "agree_ms": lambda: _timed_agree(agreement, calls),
+                "agreed_step_ms": lambda: _timed_steps(setup.model, dataset, steps, agreement),
+            }
+            order = list(phases)[index % 3 :] + list(phases)[: index % 3]  # rotated each round
+            timed = {}
+            for name in order:
+                agreement.barrier()
+                timed[name] = phases[name]()
+            results.append(timed)
     return results
 
 

@@ -43,3 +43,16 @@ def test_the_table_gives_median_and_range_for_each_gang_size() -> None:
     rows = agreement.table_rows({"1 worker": one, "2 workers": two})
     assert rows[0] == ("agree() per step, 1 worker (ms)", "0.004 (0.004-0.004)", "")
     assert rows[5] == ("agreement / step, 2 workers", "35 % (35-35)", agreement.VERDICT)
+
+
+def test_steps_that_agreed_at_their_end_give_what_the_agreement_added() -> None:
+    summary = agreement.summarize(
+        [
+            {"agree_ms": 7.0, "step_ms": 20.0, "agreed_step_ms": 26.0},
+            {"agree_ms": 6.0, "step_ms": 22.0, "agreed_step_ms": 30.0},
+        ]
+    )
+    assert summary["added_in_step_ms"] == {"median": 7.0, "min": 6.0, "max": 8.0}
+    rows = agreement.table_rows({"2 workers": summary})
+    assert rows[-1] == ("added by agreeing, 2 workers (ms)", "7 (6-8)", "")
+    assert "added_in_step_ms" not in agreement.summarize([{"agree_ms": 1.0, "step_ms": 2.0}])
