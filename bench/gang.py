@@ -17,6 +17,8 @@ steps per epoch, a checkpoint every 5 steps, an early stop around epoch 4-6).
    chief's termination message (``timing``), in the uninterrupted runs. The
    per-step agreement is part of the 2-worker step (it cannot be switched off),
    so the 2-worker figure is the all-reduce of the gradients plus the agreement.
+4. The agreement alone: ``bench.agreement`` (its module docstring) times
+   ``Agreement.agree`` against training steps in the same gang, 2 workers and 1.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from bench import verdicts
+from bench import agreement, verdicts
 from bench.common import print_table, write_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -221,10 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     solo = run(folder, "solo-reference", 1)
     ex, rs = exactness(reference, faulted), restart_time(reference, faulted)
     co = step_costs(solo, reference)
+    agreed = agreement.measure(rounds=5, steps=40, calls=40)
     figures = {
         "exactness": ex,
         "restart": rs,
         "costs": co,
+        "agreement": agreed,
         "cpu_count": os.cpu_count(),
         "load_average": list(os.getloadavg()),
     }
@@ -240,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         ("s/step 2 workers", co["2_workers"]["seconds_per_step"], ""),
         ("stall/save 1 worker (s)", co["1_worker"]["stall_per_save_seconds"], ""),
         ("stall/save 2 workers (s)", co["2_workers"]["stall_per_save_seconds"], ""),
+        *agreement.table_rows({k: agreed[k] for k in ("1_worker", "2_workers")}),
     ]
     print_table("Gang (2 workers, rekindle run)", ("figure", "value", "verdict"), rows)
     print(f"\nwrote {path}")
