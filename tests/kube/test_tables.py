@@ -56,7 +56,14 @@ def test_include_object_is_checked() -> None:
 def test_crd_columns_are_typed_and_evaluated_on_the_server() -> None:
     job = {
         "metadata": {"name": "digits", "namespace": "ns", "creationTimestamp": ago(150)},
-        "status": {"phase": "Running", "currentEpoch": 7.0, "bestMetric": {"value": 0.25}},
+        "status": {
+            "phase": "Running",
+            "currentEpoch": 7.0,
+            "currentStep": 380,
+            "bestMetric": {"value": 0.25, "epoch": 6},
+            "latestCheckpoint": "ckpt-e0000007-s00000380",
+            "latestCheckpointTime": ago(60),
+        },
     }
     table = tables.table([job], tables.crd_printer(CRD, "v1alpha1"), NOW)
     names = [(c["name"], c["type"], c["priority"]) for c in table["columnDefinitions"]]
@@ -64,7 +71,11 @@ def test_crd_columns_are_typed_and_evaluated_on_the_server() -> None:
         ("Name", "string", 0),
         ("Phase", "string", 0),
         ("Epoch", "integer", 0),
+        ("Step", "integer", 1),
         ("Best", "number", 0),
+        ("Best-Epoch", "integer", 1),
+        ("Checkpoint", "string", 1),
+        ("Saved", "date", 0),
         ("Restarts", "integer", 0),
         ("Workers", "string", 0),
         ("Failures-Left", "integer", 1),
@@ -72,7 +83,21 @@ def test_crd_columns_are_typed_and_evaluated_on_the_server() -> None:
         ("Age", "date", 0),
     ]
     [row] = table["rows"]
-    assert row["cells"] == ["digits", "Running", 7, 0.25, None, None, None, None, "2m30s"]
+    assert row["cells"] == [
+        "digits",
+        "Running",
+        7,
+        380,
+        0.25,
+        6,
+        "ckpt-e0000007-s00000380",
+        "60s",
+        None,
+        None,
+        None,
+        None,
+        "2m30s",
+    ]
     assert row["object"] == {
         "kind": "PartialObjectMetadata",
         "apiVersion": "meta.k8s.io/v1",
