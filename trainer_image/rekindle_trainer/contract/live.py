@@ -23,6 +23,8 @@ from rekindle_trainer.contract.documents import schema
 PROGRESS_PATH: Final = "/progress"
 #: The most bytes of a document the operator reads (a trainer cannot make it hold more).
 MAX_DOCUMENT_BYTES: Final = 16384
+#: How many of an attempt's newest saves ``saveSecondsP99`` is measured over.
+SAVE_WINDOW: Final = 100
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +68,12 @@ class LiveProgress:
     checkpoint: LiveCheckpoint | None = field(default=None, metadata=schema("checkpoint"))
     #: Checkpoints this attempt published.
     saves: int = field(default=0, metadata=schema("saves", minimum=0))
+    #: The 99th percentile of this attempt's save durations (its last
+    #: :data:`SAVE_WINDOW` saves, start to publish; None: none yet). The operator
+    #: warns when ``terminationGracePeriodSeconds`` leaves too little room for it.
+    save_seconds_p99: float | None = field(
+        default=None, metadata=schema("saveSecondsP99", minimum=0)
+    )
 
     def to_json(self) -> str:
         """The document as served (camelCase keys)."""

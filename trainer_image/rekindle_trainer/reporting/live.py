@@ -7,17 +7,32 @@ device or on I/O, so serving the document never slows training.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
-from rekindle_trainer.contract.live import LiveBest, LiveCheckpoint, LiveProgress
+from rekindle_trainer.contract.live import SAVE_WINDOW, LiveBest, LiveCheckpoint, LiveProgress
 
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
+
+
+def p99(durations: Iterable[float]) -> float | None:
+    """The 99th percentile (nearest rank) of ``durations``; None when there are none.
+
+    Nearest rank, not interpolation: the value is one save that really took that
+    long, and with fewer than 100 saves it is the slowest one (the grace period
+    must cover the worst save seen, not an average).
+    """
+    ordered = sorted(durations)
+    if not ordered:
+        return None
+    return ordered[math.ceil(0.99 * len(ordered)) - 1]
 
 
 class LiveState:
@@ -31,6 +46,8 @@ class LiveState:
         self._clock = clock
         self._lock = threading.Lock()
         self._doc = LiveProgress()
+        #: This attempt's newest save durations (``saveSecondsP99`` is measured over them).
+        self._save_seconds: collections.deque[float] = collections.deque(maxlen=SAVE_WINDOW)
 
     def _update(self, **changes: object) -> None:
         with self._lock:
@@ -81,6 +98,10 @@ class LiveState:
             save_seconds=round(seconds, 4),
         )
         with self._lock:
+            self._save_seconds.append(seconds)
             self._doc = dataclasses.replace(
-                self._doc, checkpoint=published, saves=self._doc.saves + 1
+                self._doc,
+                checkpoint=published,
+                saves=self._doc.saves + 1,
+                save_seconds_p99=round(p99(self._save_seconds) or 0.0, 4),
             )
