@@ -85,6 +85,9 @@ class ConditionType(enum.StrEnum):
     QUEUED = "Queued"
     #: The attempt's pod has a node but its volume is attached to another (dead) node.
     VOLUME_ATTACH_BLOCKED = "VolumeAttachBlocked"
+    #: spec.terminationGracePeriodSeconds is shorter than the trainer's measured saves need
+    #: (:mod:`rekindle_operator.core.grace`); advisory: no phase sets or clears it.
+    GRACE_TOO_SHORT = "GraceTooShort"
 
 
 class Reason(enum.StrEnum):
@@ -103,6 +106,8 @@ class Reason(enum.StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"  # Failed: activeDeadlineSeconds passed
     CREATE_REFUSED = "CreateRefused"  # Pending (retrying) or Failed: the pod's create was refused
     QUEUED = "Queued"  # Pending: the pod waits for a queue's admission or a free node
+    SAVE_OUTLASTS_GRACE = "SaveOutlastsGrace"  # GraceTooShort True: saves need more grace
+    GRACE_COVERS_SAVE = "GraceCoversSave"  # GraceTooShort False: the grace covers the saves
 
 
 class EventType(enum.StrEnum):
@@ -123,3 +128,4 @@ class EventReason(enum.StrEnum):
     EARLY_STOPPED = "EarlyStopped"
     FAILED = "Failed"  # "failed because …"
     FAILED_CREATE = "FailedCreate"  # "the API server refused to create …" (as a Job's)
+    GRACE_TOO_SHORT = "GraceTooShort"  # Warning: terminationGracePeriodSeconds < measured save
