@@ -53,9 +53,7 @@ def _running() -> job_status.Status:
     return engine.decide(SPEC, started, AttemptRunning(attempt=1), T0).status
 
 
-SPEC = job_spec.parse_spec(
-    {"image": "trainer:1", "entrypoint": "m:f", "training": {"epochs": 5}}
-)
+SPEC = job_spec.parse_spec({"image": "trainer:1", "entrypoint": "m:f", "training": {"epochs": 5}})
 
 
 def _condition(status: job_status.Status) -> job_status.Condition | None:
