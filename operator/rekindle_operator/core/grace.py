@@ -25,7 +25,7 @@ from typing import Final
 
 from rekindle_operator.core import conditions
 from rekindle_operator.core.job_status import Status
-from rekindle_operator.core.reasons import ConditionType, Reason
+from rekindle_operator.core.reasons import ConditionType
 
 #: The measured p99 is multiplied by this (a save under stop pressure is slower).
 SAVE_FACTOR: Final = 1.5
@@ -33,6 +33,9 @@ SAVE_FACTOR: Final = 1.5
 MARGIN_SECONDS: Final = 10.0
 #: Saves this attempt must have published before its p99 is judged.
 MIN_SAVES: Final = 3
+#: The ``GraceTooShort`` condition's reasons (not phase reasons: no ``status.reason``).
+REASON_TOO_SHORT: Final = "SaveOutlastsGrace"
+REASON_COVERS: Final = "GraceCoversSave"
 
 
 @dataclass(frozen=True)
@@ -94,12 +97,12 @@ def with_verdict(status: Status, verdict: Verdict | None, now: datetime) -> tupl
     if verdict is None or (old is None and not verdict.too_short):
         return status, False
     value = conditions.TRUE if verdict.too_short else conditions.FALSE
-    reason = Reason.SAVE_OUTLASTS_GRACE if verdict.too_short else Reason.GRACE_COVERS_SAVE
+    reason = REASON_TOO_SHORT if verdict.too_short else REASON_COVERS
     conds = conditions.set_condition(
         status.conditions,
         ConditionType.GRACE_TOO_SHORT,
         status=value,
-        reason=reason.value,
+        reason=reason,
         message=verdict.message,
         now=now,
         generation=status.observed_generation,

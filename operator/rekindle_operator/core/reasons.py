@@ -106,8 +106,6 @@ class Reason(enum.StrEnum):
     DEADLINE_EXCEEDED = "DeadlineExceeded"  # Failed: activeDeadlineSeconds passed
     CREATE_REFUSED = "CreateRefused"  # Pending (retrying) or Failed: the pod's create was refused
     QUEUED = "Queued"  # Pending: the pod waits for a queue's admission or a free node
-    SAVE_OUTLASTS_GRACE = "SaveOutlastsGrace"  # GraceTooShort True: saves need more grace
-    GRACE_COVERS_SAVE = "GraceCoversSave"  # GraceTooShort False: the grace covers the saves
 
 
 class EventType(enum.StrEnum):
