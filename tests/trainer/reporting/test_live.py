@@ -13,9 +13,10 @@ from rekindle_trainer.contract.live import (
     PROGRESS_PATH,
     SAVE_WINDOW,
     LiveProgress,
+    p99,
 )
 from rekindle_trainer.core.position import Position
-from rekindle_trainer.reporting.live import LiveState, p99
+from rekindle_trainer.reporting.live import LiveState
 from rekindle_trainer.reporting.metrics import Health, MetricsServer, TrainerMetrics
 from rekindle_trainer.reporting.progress import ProgressLog
 from rekindle_trainer.reporting.reporter import Reporter

@@ -12,6 +12,8 @@ so neither keeps its own copy of the field names.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -25,6 +27,19 @@ PROGRESS_PATH: Final = "/progress"
 MAX_DOCUMENT_BYTES: Final = 16384
 #: How many of an attempt's newest saves ``saveSecondsP99`` is measured over.
 SAVE_WINDOW: Final = 100
+
+
+def p99(durations: Iterable[float]) -> float | None:
+    """The 99th percentile (nearest rank) of ``durations``; None when there are none.
+
+    Nearest rank, not interpolation: the value is one save that really took that
+    long, and with fewer than 100 saves it is the slowest one (the grace period
+    must cover the worst save seen, not an average).
+    """
+    ordered = sorted(durations)
+    if not ordered:
+        return None
+    return ordered[math.ceil(0.99 * len(ordered)) - 1]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,30 +9,22 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import math
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
-from rekindle_trainer.contract.live import SAVE_WINDOW, LiveBest, LiveCheckpoint, LiveProgress
+from rekindle_trainer.contract.live import (
+    SAVE_WINDOW,
+    LiveBest,
+    LiveCheckpoint,
+    LiveProgress,
+    p99,
+)
 
 
 def _utc(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
-
-
-def p99(durations: Iterable[float]) -> float | None:
-    """The 99th percentile (nearest rank) of ``durations``; None when there are none.
-
-    Nearest rank, not interpolation: the value is one save that really took that
-    long, and with fewer than 100 saves it is the slowest one (the grace period
-    must cover the worst save seen, not an average).
-    """
-    ordered = sorted(durations)
-    if not ordered:
-        return None
-    return ordered[math.ceil(0.99 * len(ordered)) - 1]
 
 
 class LiveState:
