@@ -123,6 +123,13 @@ class LiveReads:
         track = self.track(key)
         return track.reading if track is not None and track.attempt == attempt else None
 
+    def saves(self, key: JobKey, attempt: int) -> tuple[int, float | None] | None:
+        """Attempt ``attempt``'s saves and their p99 seconds, as last read (None: not read)."""
+        track = self.track(key)
+        if track is None or track.attempt != attempt or track.reading is None:
+            return None
+        return track.saves, track.save_p99
+
     def stalled(self, key: JobKey, attempt: int) -> str | None:
         """Why attempt ``attempt`` of the job counts as stalled, if it does."""
         followed = self._jobs.get(key)

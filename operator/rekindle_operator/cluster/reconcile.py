@@ -33,12 +33,20 @@ from rekindle_operator.cluster import kubeapi
 from rekindle_operator.cluster.context import OperatorContext
 from rekindle_operator.core import (
     engine,
+    grace,
     job_spec,
     job_status,
     live_progress,
     observation,
 )
-from rekindle_operator.core.reasons import Cause, Phase, Reason, WorkerState
+from rekindle_operator.core.reasons import (
+    Cause,
+    EventReason,
+    EventType,
+    Phase,
+    Reason,
+    WorkerState,
+)
 from rekindle_operator.resources import (
     classify,
     events,
@@ -125,9 +133,15 @@ async def reconcile(
         decision = _mark_stopping(decision, await _stop_stalled(ctx, spec, seen, stalled, logger))
     if decision.action is engine.Action.RESTART and woken_at is not None:
         ctx.metrics.reaction_seconds.observe(time.monotonic() - woken_at)
+    decision, warning = _with_grace(
+        ctx, (namespace, name), spec, status.attempt, decision=decision, now=now
+    )
     await _write_status(ctx, job, status, decision.status)
     if decision.event is not None:
         await _post_event(ctx, job, decision.event, now)
+    if warning is not None:
+        logger.warning("%s", warning.message)
+        await _post_event(ctx, job, warning, now)
     _count(ctx, namespace, name, spec, decision)
     return decision.requeue_after
 
@@ -155,6 +169,33 @@ def _with_live_progress(
     if reading is None:
         return observed
     return dataclasses.replace(observed, progress=reading)
+
+
+def _with_grace(
+    ctx: OperatorContext,
+    key: tuple[str, str],
+    spec: job_spec.TrainingJobSpec,
+    attempt: int,
+    *,
+    decision: engine.Decision,
+    now: datetime,
+) -> tuple[engine.Decision, engine.Event | None]:
+    """The decision with ``GraceTooShort`` judged on the attempt's saves, if they were read.
+
+    Rides on the status write the reading causes anyway; the Warning event
+    comes only when the condition turns True (see :mod:`rekindle_operator.core.grace`).
+    """
+    saves = ctx.live.saves(key, attempt)
+    if saves is None:
+        return decision, None
+    verdict = grace.judge(spec.termination_grace_period_seconds, saves[1], saves[0])
+    status, raised = grace.with_verdict(decision.status, verdict, now)
+    decision = dataclasses.replace(decision, status=status)
+    if not raised or verdict is None:
+        return decision, None
+    return decision, engine.Event(
+        type=EventType.WARNING, reason=EventReason.GRACE_TOO_SHORT, message=verdict.message
+    )
 
 
 @dataclass(frozen=True)

@@ -606,6 +606,8 @@ def _is_attach_blocked(status: Status) -> bool:
 
 
 _QUEUED = frozenset({ConditionType.QUEUED})
+#: Conditions no phase change touches: they judge the spec against what was measured.
+_ADVISORY = frozenset({ConditionType.GRACE_TOO_SHORT})
 _CREATE_REFUSED = frozenset({ConditionType.CREATE_REFUSED})
 
 
@@ -844,13 +846,15 @@ def _enter(
 
     ``Running`` is always present (False outside the Running phase), so that
     ``kubectl wait --for=condition=Running=false`` and dashboards can rely on it.
-    Conditions of the types in ``keep`` are left as they are.
+    Conditions of the types in ``keep`` are left as they are, and so are the
+    advisory ones (``GraceTooShort``: about the spec, not the phase).
     """
     wanted = _PHASE_CONDITION[phase]
+    kept = keep | _ADVISORY
     values: dict[str, str] = {
         c.type: conditions.FALSE
         for c in status.conditions
-        if c.type != wanted and c.status == conditions.TRUE and c.type not in keep
+        if c.type != wanted and c.status == conditions.TRUE and c.type not in kept
     }
     if wanted is not ConditionType.RUNNING:
         values[ConditionType.RUNNING] = conditions.FALSE

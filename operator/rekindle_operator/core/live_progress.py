@@ -61,6 +61,10 @@ class Track:
     #: The trainer's ``stepsThisAttempt`` last seen, and since when it has not moved.
     steps: int | None = None
     steps_since: float | None = None
+    #: Checkpoints the attempt published, and the p99 of their durations, as last read
+    #: (:mod:`rekindle_operator.core.grace` judges the grace period by them).
+    saves: int = 0
+    save_p99: float | None = None
 
 
 def start(attempt: int, now: float) -> Track:
@@ -100,7 +104,7 @@ def observe(
     reading = progress_of(doc)
     if track.steps is None or doc.steps_this_attempt != track.steps:
         track = replace(track, steps=doc.steps_this_attempt, steps_since=now)
-    track = replace(track, reading=reading)
+    track = replace(track, reading=reading, saves=doc.saves, save_p99=doc.save_seconds_p99)
     if reading == track.written:
         return track, False
     waited = float("inf") if track.written_at is None else now - track.written_at

@@ -85,6 +85,9 @@ class ConditionType(enum.StrEnum):
     QUEUED = "Queued"
     #: The attempt's pod has a node but its volume is attached to another (dead) node.
     VOLUME_ATTACH_BLOCKED = "VolumeAttachBlocked"
+    #: spec.terminationGracePeriodSeconds is shorter than the trainer's measured saves need
+    #: (:mod:`rekindle_operator.core.grace`); advisory: no phase sets or clears it.
+    GRACE_TOO_SHORT = "GraceTooShort"
 
 
 class Reason(enum.StrEnum):
@@ -123,3 +126,4 @@ class EventReason(enum.StrEnum):
     EARLY_STOPPED = "EarlyStopped"
     FAILED = "Failed"  # "failed because …"
     FAILED_CREATE = "FailedCreate"  # "the API server refused to create …" (as a Job's)
+    GRACE_TOO_SHORT = "GraceTooShort"  # Warning: terminationGracePeriodSeconds < measured save

@@ -11,6 +11,7 @@ of the same manifest picks up where this one stopped.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import datetime
@@ -25,7 +26,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Final
 
-from rekindle_operator.core import engine, job_spec, job_status, live_progress, observation
+from rekindle_operator.core import (
+    engine,
+    grace,
+    job_spec,
+    job_status,
+    live_progress,
+    observation,
+)
 from rekindle_operator.core.engine import Action, Decision
 from rekindle_operator.core.job_spec import TrainingJobSpec
 from rekindle_operator.core.job_status import Status
@@ -52,6 +60,7 @@ from rekindle_trainer.contract import (
     TerminationMessage,
 )
 from rekindle_trainer.contract import gang as gang_contract
+from rekindle_trainer.contract.live import SAVE_WINDOW, p99
 
 #: Exit codes of ``rekindle run``.
 EXIT_SUCCEEDED: Final = 0
@@ -339,9 +348,13 @@ class LocalRunner:
         attempt when the engine says so (its deadline passed), else None.
         """
         position = _Position()
+        saves = SaveTimes(self.job.spec.termination_grace_period_seconds)
 
         def on_progress(event: ProgressEvent | None) -> str | None:
             position.follow(event, view)
+            warning = saves.follow(event)
+            if warning is not None:
+                self.say(f"warning: {warning}")
             running = observation.AttemptRunning(attempt=number, progress=position.progress())
             decision = self.decide(running)
             if decision.action in (Action.FAIL, Action.STOP):
@@ -493,6 +506,36 @@ class _Position:
             checkpoint=self.checkpoint,
             checkpoint_time=self.checkpoint_time,
         )
+
+
+class SaveTimes:
+    """An attempt's save durations from its checkpoint events, judged like the operator does.
+
+    :mod:`rekindle_operator.core.grace` on the same window and p99 as the
+    trainer's ``saveSecondsP99``; a warning once per attempt, when the grace
+    first turns out too short.
+    """
+
+    def __init__(self, grace_seconds: int) -> None:
+        self.grace_seconds = grace_seconds
+        self.seconds: collections.deque[float] = collections.deque(maxlen=SAVE_WINDOW)
+        self.saves = 0
+        self.warned = False
+
+    def follow(self, event: ProgressEvent | None) -> str | None:
+        """The warning to print after ``event``, if it is the first that calls for one."""
+        if event is None or event.kind is not ProgressKind.CHECKPOINT or self.warned:
+            return None
+        seconds = event.data.get("seconds")
+        if not isinstance(seconds, int | float):
+            return None
+        self.seconds.append(float(seconds))
+        self.saves += 1
+        verdict = grace.judge(self.grace_seconds, p99(self.seconds), self.saves)
+        if verdict is None or not verdict.too_short:
+            return None
+        self.warned = True
+        return verdict.message
 
 
 #: The progress events that move the position the status shows.

@@ -32,7 +32,11 @@ def test_a_pod_is_reached_at_its_ip_and_the_metrics_port(tmp_path: Path) -> None
 
 
 def test_only_a_followed_attempt_is_read_and_a_frozen_one_stalls(tmp_path: Path) -> None:
-    stub = ProgressStub(LiveProgress(attempt=1, epoch=2, step=20, steps_this_attempt=5))
+    stub = ProgressStub(
+        LiveProgress(
+            attempt=1, epoch=2, step=20, steps_this_attempt=5, saves=3, save_seconds_p99=12.5
+        )
+    )
     stub.publish(tmp_path, "ml", "job-1")
     reads = LiveReads(LivePolicy(timeout_seconds=1), address_dir=tmp_path)
 
@@ -47,6 +51,8 @@ def test_only_a_followed_attempt_is_read_and_a_frozen_one_stalls(tmp_path: Path)
         assert progress is not None
         assert (progress.epoch, progress.step) == (2, 20)
         assert reads.progress(KEY, 2) is None  # another attempt's reading is not this one's
+        assert reads.saves(KEY, 1) == (3, 12.5)  # for the grace rule
+        assert reads.saves(KEY, 2) is None
         stub.doc = None  # no answer from now on
         assert not await reads.poll(KEY, 10.0)
         assert reads.stalled(KEY, 1) is None

@@ -8,6 +8,7 @@ while the attempt runs, and a job whose attempt is not running is never read.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -25,10 +26,13 @@ from rekindle_trainer.contract.live import LiveBest, LiveCheckpoint, LiveProgres
 from tests.kube.cluster import Cluster
 from tests.operator_tests.cluster.test_operator import (
     NS,
+    condition,
     emulated_cluster,
     end_pod,
+    event_reasons,
     terminated,
     training_job,
+    wait_event,
     wait_status,
 )
 from tests.support.kubectl import Kubectl
@@ -162,6 +166,41 @@ def test_a_frozen_trainer_is_stopped_as_stalled_and_restarted_after_the_backoff(
     assert status["restarts"]["failures"] == 1
     assert status["restarts"]["byCause"] == {"Stalled": 1}
     cluster.wait_for("pods", NS, "frozen-2", lambda _: True, what="the next attempt")
+
+
+@pytest.mark.slow
+def test_a_trainer_whose_saves_outlast_the_grace_period_gets_one_warning(
+    cluster: Cluster, operator: OperatorProcess, address_dir: Path
+) -> None:
+    # Saves of up to 40 s need 40 * 1.5 + 10 = 70 s of grace; the job gives 30.
+    slow = dataclasses.replace(at(3, "ckpt-3-30"), saves=4, save_seconds_p99=40.0)
+    stub = ProgressStub(slow)
+    try:
+        job = cluster.create(training_job("slowsave", NS, terminationGracePeriodSeconds=30))
+        cluster.wait_for("pods", NS, "slowsave-1", lambda _: True, what="the first pod")
+        stub.publish(address_dir, NS, "slowsave-1")
+        end_pod(cluster, NS, "slowsave-1", running())
+        found = cluster.wait_for(
+            "trainingjobs",
+            NS,
+            "slowsave",
+            lambda obj: (condition(obj, "GraceTooShort") or {}).get("status") == "True",
+            what="GraceTooShort True",
+        )
+        shown = condition(found, "GraceTooShort")
+        assert shown is not None
+        assert shown["reason"] == "SaveOutlastsGrace"
+        assert "terminationGracePeriodSeconds (30 s)" in shown["message"]
+        assert "at least 70" in shown["message"]
+        wait_event(cluster, job, ("Warning", "GraceTooShort"))
+        # Another save, as slow: the status moves, the warning is not posted again.
+        stub.doc = dataclasses.replace(at(4, "ckpt-4-40"), saves=5, save_seconds_p99=40.0)
+        wait_status(cluster, NS, "slowsave", {"currentEpoch": 4}, timeout=30)
+        end_pod(cluster, NS, "slowsave-1", terminated(0))
+        wait_status(cluster, NS, "slowsave", {"phase": "Succeeded"})
+        assert event_reasons(cluster, job).count(("Warning", "GraceTooShort")) == 1
+    finally:
+        stub.close()
 
 
 def wait_for_file(path: Path, timeout: float = 20) -> None:

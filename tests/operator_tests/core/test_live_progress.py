@@ -126,3 +126,13 @@ def test_a_running_attempt_that_never_answers_is_held_to_the_first_step_allowanc
         track, _ = live_progress.observe(track, POLICY, None, float(now))
     assert live_progress.stalled(track, RULE, 599.0) is None
     assert live_progress.stalled(track, RULE, 600.0) is not None
+
+
+def test_the_track_keeps_the_saves_and_their_p99_for_the_grace_rule() -> None:
+    track = live_progress.start(1, 0.0)
+    assert (track.saves, track.save_p99) == (0, None)
+    slow = LiveProgress(saves=4, save_seconds_p99=75.0)
+    track, _ = live_progress.observe(track, POLICY, slow, 0.0)
+    assert (track.saves, track.save_p99) == (4, 75.0)
+    track, _ = live_progress.observe(track, POLICY, None, 10.0)  # no answer: kept
+    assert (track.saves, track.save_p99) == (4, 75.0)

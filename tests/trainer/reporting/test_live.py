@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from rekindle_trainer.contract.live import MAX_DOCUMENT_BYTES, PROGRESS_PATH, LiveProgress
+from rekindle_trainer.contract.live import (
+    MAX_DOCUMENT_BYTES,
+    PROGRESS_PATH,
+    SAVE_WINDOW,
+    LiveProgress,
+    p99,
+)
 from rekindle_trainer.core.position import Position
 from rekindle_trainer.reporting.live import LiveState
 from rekindle_trainer.reporting.metrics import Health, MetricsServer, TrainerMetrics
@@ -116,3 +122,38 @@ def test_fields_a_newer_trainer_adds_are_ignored() -> None:
     assert doc.checkpoint.name == "c"
     assert doc.best is not None
     assert doc.best.value == 0.5
+
+
+@pytest.mark.parametrize(
+    ("durations", "expected"),
+    [
+        ([], None),
+        ([2.0], 2.0),
+        ([1.0, 9.0, 3.0], 9.0),  # under 100 saves: the slowest
+        ([1.0] * 98 + [50.0, 80.0], 50.0),  # 100 saves: one outlier is not the p99
+    ],
+)
+def test_p99_is_a_save_that_really_took_that_long(
+    durations: list[float], expected: float | None
+) -> None:
+    assert p99(durations) == expected
+
+
+def test_a_slow_writer_s_save_durations_are_reported_as_their_p99() -> None:
+    live = LiveState(Clock())
+    reporter = Reporter(TrainerMetrics(), Health(), ProgressLog(None), live=live)
+    assert live.document().save_seconds_p99 is None  # no save yet
+    for step, seconds in enumerate([4.0, 41.5, 6.0], start=1):
+        reporter.checkpoint_published(
+            f"step-{step}", trigger="steps", epoch=0, step=step, seconds=seconds, nbytes=1
+        )
+    doc = live.document()
+    assert (doc.saves, doc.save_seconds_p99) == (3, 41.5)
+    assert json.loads(doc.to_json())["saveSecondsP99"] == 41.5
+    for step in range(4, 4 + SAVE_WINDOW):  # the slow save leaves the window
+        live.checkpoint(f"step-{step}", epoch=0, step=step, seconds=2.0)
+    assert live.document().save_seconds_p99 == 2.0
+
+
+def test_an_older_trainer_s_document_has_no_p99() -> None:
+    assert LiveProgress.from_json('{"saves": 3}').save_seconds_p99 is None

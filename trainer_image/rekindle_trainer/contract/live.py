@@ -12,6 +12,8 @@ so neither keeps its own copy of the field names.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -23,6 +25,21 @@ from rekindle_trainer.contract.documents import schema
 PROGRESS_PATH: Final = "/progress"
 #: The most bytes of a document the operator reads (a trainer cannot make it hold more).
 MAX_DOCUMENT_BYTES: Final = 16384
+#: How many of an attempt's newest saves ``saveSecondsP99`` is measured over.
+SAVE_WINDOW: Final = 100
+
+
+def p99(durations: Iterable[float]) -> float | None:
+    """The 99th percentile (nearest rank) of ``durations``; None when there are none.
+
+    Nearest rank, not interpolation: the value is one save that really took that
+    long, and with fewer than 100 saves it is the slowest one (the grace period
+    must cover the worst save seen, not an average).
+    """
+    ordered = sorted(durations)
+    if not ordered:
+        return None
+    return ordered[math.ceil(0.99 * len(ordered)) - 1]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,6 +83,12 @@ class LiveProgress:
     checkpoint: LiveCheckpoint | None = field(default=None, metadata=schema("checkpoint"))
     #: Checkpoints this attempt published.
     saves: int = field(default=0, metadata=schema("saves", minimum=0))
+    #: The 99th percentile of this attempt's save durations (its last
+    #: :data:`SAVE_WINDOW` saves, start to publish; None: none yet). The operator
+    #: warns when ``terminationGracePeriodSeconds`` leaves too little room for it.
+    save_seconds_p99: float | None = field(
+        default=None, metadata=schema("saveSecondsP99", minimum=0)
+    )
 
     def to_json(self) -> str:
         """The document as served (camelCase keys)."""

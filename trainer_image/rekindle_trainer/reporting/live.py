@@ -7,13 +7,20 @@ device or on I/O, so serving the document never slows training.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from rekindle_trainer.contract.live import LiveBest, LiveCheckpoint, LiveProgress
+from rekindle_trainer.contract.live import (
+    SAVE_WINDOW,
+    LiveBest,
+    LiveCheckpoint,
+    LiveProgress,
+    p99,
+)
 
 
 def _utc(seconds: float) -> datetime:
@@ -31,6 +38,8 @@ class LiveState:
         self._clock = clock
         self._lock = threading.Lock()
         self._doc = LiveProgress()
+        #: This attempt's newest save durations (``saveSecondsP99`` is measured over them).
+        self._save_seconds: collections.deque[float] = collections.deque(maxlen=SAVE_WINDOW)
 
     def _update(self, **changes: object) -> None:
         with self._lock:
@@ -81,6 +90,10 @@ class LiveState:
             save_seconds=round(seconds, 4),
         )
         with self._lock:
+            self._save_seconds.append(seconds)
             self._doc = dataclasses.replace(
-                self._doc, checkpoint=published, saves=self._doc.saves + 1
+                self._doc,
+                checkpoint=published,
+                saves=self._doc.saves + 1,
+                save_seconds_p99=round(p99(self._save_seconds) or 0.0, 4),
             )
