@@ -200,7 +200,7 @@ def test_load_reads_the_state_file_once_into_one_buffer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Restore at disk speed: one pass checksums and reads; the arrays are views, not copies."""
-    from rekindle_trainer.checkpoint import store as store_module
+    from rekindle_trainer.checkpoint import verified_read
 
     store = CheckpointStore(tmp_path)
     published = store.write(snap(2, 40))
@@ -213,7 +213,7 @@ def test_load_reads_the_state_file_once_into_one_buffer(
         return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
 
     monkeypatch.setattr(Path, "open", counting_open)
-    monkeypatch.setattr(store_module, "_CHUNK", 16)  # many chunks: the checksum spans them
+    monkeypatch.setattr(verified_read, "CHUNK", 16)  # many chunks: the checksum spans them
     loaded = store.load(published.name)
     assert len(opened) == 1
     w, s = (a for _, a in loaded.groups["model"])
@@ -238,15 +238,16 @@ def test_a_state_file_that_changes_size_while_read_is_corrupt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from rekindle_trainer.checkpoint import store as store_module
+    from rekindle_trainer.checkpoint.verified_read import read_verified
 
     store = CheckpointStore(tmp_path)
     published = store.write(snap(2, 40))
-    real_read = store_module._read_file
+    real_read = read_verified
 
     def shrinking(path: Path, size: int, **kwargs: bool) -> tuple[str, np.ndarray]:
         path.write_bytes(path.read_bytes()[:-8])  # truncated after the size check
         return real_read(path, size, **kwargs)
 
-    monkeypatch.setattr(store_module, "_read_file", shrinking)
+    monkeypatch.setattr(store_module, "read_verified", shrinking)
     with pytest.raises(CorruptCheckpoint, match=r"unreadable .*expected"):
         store.load(published.name)

@@ -7,7 +7,7 @@ the CRC-32 and size of every file, and the CRC-32 of the manifest itself: see
 :mod:`~rekindle_trainer.checkpoint.manifest`). It is written under ``.tmp-…``,
 flushed to disk, then published by one ``rename``; a reader never sees a
 half-written one. The checksum is there to catch torn writes and bit rot, not
-tampering: CRC-32 (zlib's, at several GB/s) costs the writer about half of what
+tampering: CRC-32 (zlib's, about 1 GB/s on one core) costs the writer about half of what
 SHA-256 did, which matters when training and writer share the CPU; manifests of
 format 1 (SHA-256) and 2 (no manifest checksum) still verify.
 
@@ -24,7 +24,6 @@ This module needs NumPy only: snapshots arrive as host arrays.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -49,6 +48,7 @@ from rekindle_trainer.checkpoint.manifest import (
     crc_hex,
     parse_name,
 )
+from rekindle_trainer.checkpoint.verified_read import read_verified
 
 __all__ = [
     "FINISHED_FILE",
@@ -71,9 +71,6 @@ _ASIDE: Final = re.compile(
     rf"^{re.escape(contract.QUARANTINE_PREFIX)}"
     rf"({re.escape(contract.CHECKPOINT_PREFIX)}\d{{6}}-\d{{10}})-[0-9a-f]{{8}}$"
 )
-#: Bytes read (and checksummed) at a time: large enough that system calls cost nothing, small
-#: enough to stay in the CPU's cache between the read and the checksum.
-_CHUNK: Final = 1 << 22
 #: How many corrupt checkpoints the "no valid checkpoint" line names, and how long a reason.
 _SHOWN: Final = 3
 _REASON_CHARS: Final = 120
@@ -150,38 +147,6 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _read_file(path: Path, size: int, *, sha256: bool, keep: bool) -> tuple[str, np.ndarray]:
-    """Read ``path`` once, front to back: its CRC-32 (SHA-256 for format 1), and its bytes.
-
-    Each chunk is checksummed right after it is read, while it is still in the CPU's cache,
-    and the kernel's read-ahead fetches the next one meanwhile: one pass over the file at
-    about the disk's speed, not a checksum pass followed by a second read and a copy of
-    each array. With ``keep`` the bytes land in one buffer of ``size`` bytes (the arrays are
-    views of it); without, one chunk-sized buffer is reused and returned.
-    Raises :class:`OSError` when the file cannot be read.
-    """
-    digest = hashlib.sha256() if sha256 else None
-    crc = 0
-    buffer = np.empty(size if keep else min(size, _CHUNK), dtype=np.uint8)
-    view = buffer.data
-    done = 0
-    with path.open("rb", buffering=0) as handle:
-        while True:
-            target = view[done : done + _CHUNK] if keep else view
-            got = handle.readinto(target) if len(target) else 0
-            if not got:
-                break
-            chunk = target[:got]
-            if digest is not None:
-                digest.update(chunk)
-            else:
-                crc = zlib.crc32(chunk, crc)
-            done += got
-    if done != size:
-        raise OSError(0, f"read {done} bytes, expected {size} (changed while read)")
-    return (digest.hexdigest() if digest is not None else crc_hex(crc)), buffer
 
 
 class ReadOnlyStore(RuntimeError):
@@ -270,7 +235,7 @@ class CheckpointStore:
                     f"{name}/{filename}: {size} bytes, manifest says {expected['bytes']}"
                 )
             try:
-                checksum, data = _read_file(
+                checksum, data = read_verified(
                     path, size, sha256=kind == "sha256", keep=filename == keep
                 )
             except OSError as exc:
