@@ -24,12 +24,12 @@ import tempfile
 import uuid
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
-from sklearn.datasets import load_digits
 
-from rekindle_trainer.core.config import ConfigError, TrainerConfig
+from rekindle_trainer.core.config import TrainerConfig
+from rekindle_trainer.examples.digits import classifier, split
+from rekindle_trainer.examples.hyper import number, whole
 from rekindle_trainer.training.setup import TrainingSetup
 
 FEATURES = 64
@@ -40,33 +40,10 @@ _SPEC = {
 }
 
 
-def _int(config: TrainerConfig, name: str, default: int, low: int, high: int) -> int:
-    value = config.hyperparameters.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(
-            f"hyperparameters.{name}",
-            f"expected a whole number from {low} to {high}, got {value!r}",
-        )
-    return value
-
-
-def _float(config: TrainerConfig, name: str, default: float, low: float, high: float) -> float:
-    value = config.hyperparameters.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(
-            f"hyperparameters.{name}", f"expected a number from {low} to {high}, got {value!r}"
-        )
-    return float(value)
-
-
-def _split(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Digits scaled to [0, 1], split 80/20 by the seed."""
-    digits = load_digits()
-    x = (digits.data / 16.0).astype("float32")
-    y = digits.target.astype("int64")
-    order = np.random.default_rng(seed).permutation(len(x))
-    cut = int(len(x) * 0.8)
-    return x[order[:cut]], y[order[:cut]], x[order[cut:]], y[order[cut:]]
+def _split(seed: int) -> tuple[np.ndarray, ...]:
+    """The digits example's 80/20 split, labels as int64 (what a TFRecord holds)."""
+    x_train, y_train, x_val, y_val = split(seed, 0.2)
+    return x_train, y_train.astype("int64"), x_val, y_val.astype("int64")
 
 
 def _example(x: np.ndarray, y: int, index: int) -> bytes:
@@ -149,30 +126,18 @@ def pipeline(
 
 def build(config: TrainerConfig) -> TrainingSetup:
     """Write (or reuse) the records; the pipeline over them and a compiled classifier."""
-    records = _int(config, "records", 1437, 1, 10_000_000)
-    shards = _int(config, "shards", 4, 1, 1024)
-    shuffle_buffer = _int(config, "shuffleBuffer", 1024, 0, 1_000_000)
-    cost = _int(config, "mapCost", 0, 0, 10_000)
-    units = _int(config, "units", 64, 1, 4096)
-    dropout = _float(config, "dropout", 0.2, 0.0, 0.9)
-    learning_rate = _float(config, "learningRate", 1e-3, 1e-6, 1.0)
+    records = whole(config, "records", 1437, 1, 10_000_000)
+    shards = whole(config, "shards", 4, 1, 1024)
+    shuffle_buffer = whole(config, "shuffleBuffer", 1024, 0, 1_000_000)
+    cost = whole(config, "mapCost", 0, 0, 10_000)
+    units = whole(config, "units", 64, 1, 4096)
+    dropout = number(config, "dropout", 0.2, 0.0, 0.9)
+    learning_rate = number(config, "learningRate", 1e-3, 1e-6, 1.0)
     x_train, y_train, x_val, y_val = _split(config.seed)
     default_dir = Path(tempfile.gettempdir()) / f"rekindle-digits-{config.seed}-{records}-{shards}"
     folder = Path(str(config.hyperparameters.get("recordsDir", default_dir)))
     files = write_records(folder, x_train, y_train, records, shards)
-    model = keras.Sequential(
-        [
-            keras.Input((FEATURES,)),
-            keras.layers.Dense(units, activation="relu"),
-            keras.layers.Dropout(dropout),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
+    model = classifier(FEATURES, units, dropout, learning_rate)
     return TrainingSetup(
         model=model,
         train=pipeline(files, records, config, shuffle_buffer, cost),

@@ -12,23 +12,14 @@ import numpy as np
 import tensorflow as tf
 
 from rekindle_trainer.core.config import ConfigError, TrainerConfig
+from rekindle_trainer.examples.hyper import whole
 from rekindle_trainer.training.setup import TrainingSetup
-
-
-def _int(config: TrainerConfig, name: str, default: int, low: int, high: int) -> int:
-    value = config.hyperparameters.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ConfigError(
-            f"hyperparameters.{name}",
-            f"expected a whole number from {low} to {high}, got {value!r}",
-        )
-    return value
 
 
 def build(config: TrainerConfig) -> TrainingSetup:
     """Generated data split 80/20 and a two-layer regressor."""
-    samples = _int(config, "samples", 2048, 16, 10_000_000)
-    features = _int(config, "features", 16, 1, 10_000)
+    samples = whole(config, "samples", 2048, 16, 10_000_000)
+    features = whole(config, "features", 16, 1, 10_000)
     noise = float(config.hyperparameters.get("noise", 0.1))
     learning_rate = float(config.hyperparameters.get("learningRate", 0.01))
     as_dataset = config.hyperparameters.get("dataset", False)
