@@ -454,7 +454,10 @@ def peer_comparison(
 def checkpoint_overhead(
     quick: bool, epoch_seconds: float | None = None, *, peers: bool = True, units: int = BIG_UNITS
 ) -> dict[str, Any]:
-    """Interleaved rounds (A A' B C ... P0 P1 P2, A A' B C ...) of two-epoch segments on one model.
+    """Interleaved rounds (A A' B C ... P0 P1 P2, A' B C ... P2 A, ...) of two-epoch segments.
+
+    One model for all; round *r* starts at the *r*-th variant, so that no variant always
+    follows the same one.
 
     With ``peers`` each round also runs plain ``model.fit`` without a callback, with
     Keras ``ModelCheckpoint`` and with ``BackupAndRestore`` (issue #19, point 5).
@@ -481,7 +484,11 @@ def checkpoint_overhead(
         variants = _variants(steps_per_epoch, peers)
         runs: dict[str, list[_Segment]] = {name: [] for name in variants}
         for round_ in range(rounds):
-            for index, (name, spec) in enumerate(variants.items()):
+            # Each round starts one variant later: whatever lingers after a segment (the
+            # last one's writes, freed memory) slows a different successor each round.
+            names = list(variants)
+            for index, name in enumerate(names[round_:] + names[:round_]):
+                spec = variants[name]
                 folder = Path(tmp) / f"{round_}-{index}"
                 runs[name].append(_run_variant(model, data, folder, spec, steps_per_epoch))
                 shutil.rmtree(folder, ignore_errors=True)

@@ -114,7 +114,9 @@ def ahead_of(ours_percent: float, theirs_percent: float, noise_floor: float, *, 
     Both overheads are medians over the same interleaved rounds, each against its own
     trainer's baseline. "met" when ours is lower by more than the A/A control's
     noise floor, "not met" when higher by more, else "not resolved": a difference
-    inside the floor is not one the run can show. One round is one draw.
+    inside the floor is not one the run can show. One round is one draw. An overhead
+    below minus the floor is "not resolved" too: a save cannot speed training up, so
+    that side's baseline was slowed by something else and the comparison says nothing.
     """
     ours, theirs = _number("ours_percent", ours_percent), _number("theirs_percent", theirs_percent)
     floor = _number("noise_floor", noise_floor)
@@ -123,6 +125,13 @@ def ahead_of(ours_percent: float, theirs_percent: float, noise_floor: float, *, 
             f"not resolved ({rounds} round(s): the A/A control needs "
             f"{MIN_CONTROL_ROUNDS} or more to show a spread)"
         )
+    for who, overhead in (("ours", ours), ("the peer's", theirs)):
+        if overhead < -floor:
+            # A save cannot make training faster: that side's own no-saves baseline ran slow.
+            return (
+                f"not resolved ({who} overhead {overhead:g} % is below minus the noise floor "
+                f"{floor:g} %: its baseline segments ran slow)"
+            )
     difference = round(theirs - ours, 2)
     if difference > floor:
         return MET

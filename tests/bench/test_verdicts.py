@@ -181,6 +181,22 @@ def test_ratio_at_least(ratios: list[float], expected: str) -> None:
             "not resolved (difference 10.75 points within the noise floor 13.25 %)",
         ),
         (
+            5.08,
+            -81.48,
+            2.6,
+            3,
+            "not resolved (the peer's overhead -81.48 % is below minus the noise floor 2.6 %: "
+            "its baseline segments ran slow)",
+        ),
+        (
+            -9.0,
+            3.0,
+            2.6,
+            3,
+            "not resolved (ours overhead -9 % is below minus the noise floor 2.6 %: "
+            "its baseline segments ran slow)",
+        ),
+        (
             1.0,
             9.7,
             0.5,
